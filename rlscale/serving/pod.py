@@ -1,0 +1,349 @@
+"""One JetStream pod: the orchestrator's pipeline on one engine, in simulated time.
+
+Pipeline (``jetstream/core/orchestrator.py``, interleaved mode):
+
+* an unbounded FIFO prefill backlog; one prefill at a time (batch 1), prompt
+  truncated to ``max_prefill_predict_length`` and padded to its bucket; the
+  first token goes back to the client when the prefill ends;
+* prefill results then wait in the transfer and generate backlogs (capacity 1
+  each, blocking puts), so with every slot busy at most
+  ``held_prefill_capacity`` (3) prefilled requests wait and the prefill
+  thread stalls;
+* ``slots`` decode slots with continuous batching. The generate thread does
+  not step while a slot is free and prefill work is pending (interleaved
+  priority); otherwise each decode step advances every active slot by one.
+
+One device serialises everything, so the engine is one simpy process that
+picks the next device operation. Decode is advanced analytically: between
+events the batch is constant and step time is affine in the KV tokens read,
+so the time of k steps has a closed form (:class:`DecodeSegment`) and the
+simulation costs O(events) = O(requests), never O(tokens).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import simpy
+
+from rlscale.serving.buckets import padded_length
+from rlscale.serving.config import KVMode, PodConfig
+from rlscale.serving.hbm import HBMBudget
+from rlscale.serving.metrics import PodMetrics
+from rlscale.serving.request import Request, RequestState
+from rlscale.serving.step_time import RooflineStepModel, StepTimeModel
+from rlscale.specs import HardwareSpec, ModelSpec, load_hardware, load_model
+
+MS = 1e-3
+CRASH_BACKOFF_RESET_S = 600.0  # kubelet resets CrashLoopBackOff after 10 min of clean running
+
+
+class PodStatus(StrEnum):
+    RUNNING = "running"
+    RESTARTING = "restarting"  # after an OOM crash: back-off, then restart_s
+
+
+@dataclass(frozen=True)
+class DecodeSegment:
+    """k decode steps at constant batch: step j takes a + b·(kv0 + dkv·j) ms."""
+
+    a_ms: float
+    b_ms: float
+    kv0: float
+    dkv: float
+
+    def duration_s(self, k: int) -> float:
+        """Time of the first k steps."""
+        return (k * (self.a_ms + self.b_ms * self.kv0) + self.b_ms * self.dkv * k * (k - 1) / 2) * MS
+
+    def steps_within(self, elapsed_s: float) -> int:
+        """Whole steps finished within ``elapsed_s`` (inverse of :meth:`duration_s`)."""
+        t_ms = elapsed_s / MS
+        lin, quad = self.a_ms + self.b_ms * self.kv0 - self.b_ms * self.dkv / 2, self.b_ms * self.dkv / 2
+        k = t_ms / lin if quad <= 0 else (-lin + math.sqrt(lin * lin + 4 * quad * t_ms)) / (2 * quad)
+        k = max(int(k), 0)
+        while self.duration_s(k + 1) <= elapsed_s:  # repair float rounding either way
+            k += 1
+        while k > 0 and self.duration_s(k) > elapsed_s:
+            k -= 1
+        return k
+
+
+@dataclass(slots=True, order=True)
+class _Slot:
+    finish_step: int
+    request_id: int
+    insert_step: int
+    request: Request
+
+
+class JetStreamPod:
+    """A simulated JetStream server; feed it with :meth:`submit`, read it via ``metrics``."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str = "jetstream-0",
+        config: PodConfig | None = None,
+        *,
+        model: ModelSpec | None = None,
+        hardware: HardwareSpec | None = None,
+        step_model: StepTimeModel | None = None,
+        on_done: Callable[[Request], None] | None = None,
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.config = config or PodConfig()
+        self.model = model or load_model(self.config.model)
+        self.hardware = hardware or load_hardware(self.config.hardware)
+        self.step_model = step_model or RooflineStepModel(self.model, self.hardware)
+        self.slots = self.config.per_device_batch_size * self.hardware.chips_per_host
+        self.hbm = HBMBudget.for_pod(self.config, self.model, self.hardware, self.slots)
+        self.on_done = on_done
+        self.status = PodStatus.RUNNING
+        self.prefill_backlog: deque[Request] = deque()
+        self.prefilling: Request | None = None
+        self.held: deque[Request] = deque()
+        self._active: list[_Slot] = []  # heap by finish step
+        self._steps = 0  # decode steps run since start; slots record it at insert
+        self._kv_offset = 0  # paged: sum(prefill_tokens + 1 - insert_step) over active slots
+        self._held_tokens = 0  # padded prefill tokens of held results (and the running prefill)
+        self.arrived = self.completed = self.failed = self.crashes = 0
+        self._busy_s = 0.0
+        self._busy_since: float | None = None
+        self._wake: simpy.Event | None = None
+        self._interruptible = False
+        self._restart_count_since_reset = 0
+        self._last_start_s = env.now
+        self.metrics = PodMetrics(self)
+        self._engine = env.process(self._run())
+        env.process(self._sample_duty_cycle())
+
+    # ---- what the outside sees ------------------------------------------------
+    def submit(self, request: Request) -> None:
+        """A request reaches the server (gRPC Decode → prefill backlog)."""
+        self.arrived += 1
+        if self.status is not PodStatus.RUNNING:
+            self._fail(request, "pod restarting")
+            return
+        request.state = RequestState.QUEUED
+        request.prefill_tokens = min(request.prompt_tokens, self.config.max_prefill_predict_length)
+        request.padded_tokens = padded_length(request.prefill_tokens, self.config.max_prefill_predict_length)
+        request.target_tokens = max(
+            1, min(request.output_tokens, self.config.max_target_length - request.prefill_tokens)
+        )
+        self.prefill_backlog.append(request)
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        elif self._interruptible and self._prefill_ready():
+            self._interruptible = False
+            self._engine.interrupt()
+
+    @property
+    def active_slots(self) -> int:
+        return len(self._active)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.prefill_backlog) + (self.prefilling is not None) + len(self.held) + len(self._active)
+
+    @property
+    def generate_backlog_size(self) -> int:
+        return min(len(self.held), self.config.generate_backlog_capacity)
+
+    @property
+    def transfer_backlog_size(self) -> int:
+        return min(
+            max(len(self.held) - self.config.generate_backlog_capacity, 0), self.config.transfer_backlog_capacity
+        )
+
+    def busy_seconds(self) -> float:
+        """Device-busy time since start (prefill, insert and decode)."""
+        running = self.env.now - self._busy_since if self._busy_since is not None else 0.0
+        return self._busy_s + running
+
+    def kv_pages(self) -> int:
+        """Paged mode: pages held by the active slots at the current step."""
+        if self.config.kv_mode is KVMode.PREALLOCATED or not self._active:
+            return 0
+        page = self.config.kv_page_tokens
+        return sum(-(-(s.request.prefill_tokens + self._steps - s.insert_step) // page) for s in self._active)
+
+    def hbm_used_bytes(self) -> float:
+        return self.hbm.used_bytes(self.kv_pages(), self._held_tokens)
+
+    # ---- the engine -----------------------------------------------------------
+    def _prefill_ready(self) -> bool:
+        """The prefill thread can start: work queued and its put will not block for long."""
+        if not self.prefill_backlog:
+            return False
+        return len(self._active) < self.slots or len(self.held) < self.config.held_prefill_capacity
+
+    def _run(self):
+        while True:
+            if self.held and len(self._active) < self.slots:
+                yield from self._insert()
+            elif self._prefill_ready():
+                yield from self._prefill()
+            elif self._active:
+                yield from self._decode()
+            else:
+                self._set_busy(False)
+                self._wake = self.env.event()
+                yield self._wake
+                self._wake = None
+            if self.status is PodStatus.RESTARTING:
+                yield from self._restart()
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy and self._busy_since is None:
+            self._busy_since = self.env.now
+        elif not busy and self._busy_since is not None:
+            self._busy_s += self.env.now - self._busy_since
+            self._busy_since = None
+
+    def _insert(self):
+        request = self.held.popleft()
+        self._held_tokens -= request.padded_tokens
+        if self.config.insert_ms:
+            self._set_busy(True)
+            yield self.env.timeout(self.config.insert_ms * MS)
+        request.insert_s = self.env.now
+        self.metrics.on_insert(request)
+        if request.target_tokens <= 1:  # the prefill's token was the whole answer
+            self._complete(request)
+            return
+        request.state = RequestState.DECODING
+        slot = _Slot(self._steps + request.target_tokens - 1, request.id, self._steps, request)
+        heapq.heappush(self._active, slot)
+        self._kv_offset += request.prefill_tokens + 1 - self._steps
+
+    def _prefill(self):
+        request = self.prefill_backlog.popleft()
+        if self.hbm.used_bytes(self.kv_pages(), self._held_tokens + request.padded_tokens) > self.hbm.total_bytes:
+            self.prefill_backlog.appendleft(request)
+            self._crash()
+            return
+        self._set_busy(True)
+        request.state = RequestState.PREFILLING
+        request.prefill_start_s = self.env.now
+        self.prefilling = request
+        self._held_tokens += request.padded_tokens
+        yield self.env.timeout(self.step_model.prefill_ms(request.padded_tokens) * MS)
+        self.prefilling = None
+        request.first_token_s = self.env.now
+        request.state = RequestState.HELD
+        self.held.append(request)
+        self.metrics.on_prefill_end(request)
+
+    def _segment(self) -> DecodeSegment:
+        batch = len(self._active)
+        a, b = self.step_model.decode_affine(batch)
+        if self.config.kv_mode is KVMode.PREALLOCATED:
+            return DecodeSegment(a, b, float(self.slots * self.config.max_target_length), 0.0)
+        return DecodeSegment(a, b, float(self._kv_offset + batch * self._steps), float(batch))
+
+    def _steps_until_oom(self, horizon: int) -> int | None:
+        """Paged mode: the first step (from now, < horizon) whose new pages exceed HBM, if any."""
+        if self.config.kv_mode is KVMode.PREALLOCATED:
+            return None
+        page = self.config.kv_page_tokens
+        base = np.array([s.request.prefill_tokens + 1 + self._steps - s.insert_step for s in self._active])
+        free = self.hbm.free_pages(self._held_tokens)
+
+        def pages(j: int) -> int:
+            return int(np.sum(-(-(base + j) // page)))
+
+        if pages(horizon - 1) <= free:
+            return None
+        lo, hi = 0, horizon - 1  # first j with pages(j) > free
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if pages(mid) <= free else (lo, mid)
+        return lo
+
+    def _decode(self):
+        self._set_busy(True)
+        segment = self._segment()
+        to_finish = self._active[0].finish_step - self._steps
+        oom_step = self._steps_until_oom(to_finish)
+        steps = to_finish if oom_step is None else oom_step
+        start_s, start_step = self.env.now, self._steps
+        self._interruptible = True
+        try:
+            yield self.env.timeout(segment.duration_s(steps))
+        except simpy.Interrupt:
+            done = min(segment.steps_within(self.env.now - start_s) + 1, steps)  # the running step completes
+            rest = start_s + segment.duration_s(done) - self.env.now
+            steps, oom_step = done, None if oom_step is None or done < oom_step else oom_step
+            if rest > 0:
+                yield self.env.timeout(rest)
+        self._interruptible = False
+        self._steps = start_step + steps
+        while self._active and self._active[0].finish_step <= self._steps:
+            slot = heapq.heappop(self._active)
+            self._kv_offset -= slot.request.prefill_tokens + 1 - slot.insert_step
+            slot.request.finish_s = start_s + segment.duration_s(slot.finish_step - start_step)
+            self._complete(slot.request)
+        if oom_step is not None and steps == oom_step:
+            self._crash()
+
+    # ---- outcomes -------------------------------------------------------------
+    def _complete(self, request: Request) -> None:
+        if math.isnan(request.finish_s):
+            request.finish_s = self.env.now
+        request.state = RequestState.COMPLETED
+        self.completed += 1
+        self.metrics.on_complete(request)
+        if self.on_done:
+            self.on_done(request)
+
+    def _fail(self, request: Request, why: str) -> None:
+        request.state = RequestState.FAILED
+        request.failure = why
+        request.finish_s = self.env.now
+        self.failed += 1
+        if self.on_done:
+            self.on_done(request)
+
+    def _crash(self) -> None:
+        """HBM exhausted: the server process dies and every request it held fails."""
+        self.crashes += 1
+        self.status = PodStatus.RESTARTING
+        victims = [*self.prefill_backlog, *self.held, *(s.request for s in self._active)]
+        if self.prefilling is not None:
+            victims.append(self.prefilling)
+        self.prefill_backlog.clear()
+        self.held.clear()
+        self._active.clear()
+        self.prefilling = None
+        self._kv_offset = self._held_tokens = 0
+        for request in victims:
+            self._fail(request, "OOM: pod crashed")
+
+    def _restart(self):
+        self._set_busy(False)
+        if self.env.now - self._last_start_s >= CRASH_BACKOFF_RESET_S:
+            self._restart_count_since_reset = 0
+        backoff = min(
+            self.config.crash_backoff_initial_s * 2**self._restart_count_since_reset, self.config.crash_backoff_max_s
+        )
+        self._restart_count_since_reset += 1
+        yield self.env.timeout(backoff + self.config.restart_s)
+        self.status = PodStatus.RUNNING
+        self._last_start_s = self.env.now
+
+    def _sample_duty_cycle(self):
+        window = self.config.duty_cycle_sample_s
+        last = 0.0
+        while True:
+            yield self.env.timeout(window)
+            busy = self.busy_seconds()
+            self.metrics.duty_cycle_percent = 100.0 * (busy - last) / window
+            last = busy

@@ -1,0 +1,1 @@
+"""Traffic: arrival processes and request-length distributions, all seeded."""
