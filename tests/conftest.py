@@ -1,36 +1,13 @@
-"""Shared helpers: a pod on a fresh simpy clock, and requests submitted at given times."""
+"""Fixtures shared by the tests."""
 
 from __future__ import annotations
 
 import pytest
-import simpy
 
-from rlscale.serving.config import PodConfig
-from rlscale.serving.pod import JetStreamPod
-from rlscale.serving.request import Request
-
-
-class PodHarness:
-    def __init__(self, **config) -> None:
-        self.env = simpy.Environment()
-        self.pod = JetStreamPod(self.env, "pod-0", PodConfig(**config))
-        self.requests: list[Request] = []
-
-    def submit_at(self, t: float, prompt: int, output: int) -> Request:
-        request = Request(len(self.requests), t, prompt, output)
-        self.requests.append(request)
-
-        def arrive():
-            yield self.env.timeout(t - self.env.now)
-            self.pod.submit(request)
-
-        self.env.process(arrive())
-        return request
-
-    def run(self, until: float) -> None:
-        self.env.run(until=until)
+from tests.helpers import PodHarness
 
 
 @pytest.fixture
 def harness():
+    """The PodHarness class (a factory: call it with PodConfig fields)."""
     return PodHarness

@@ -88,7 +88,7 @@ class PodMetrics:
         gauge(
             "num_requests_waiting",
             "Requests count waiting to be processed for inference.",
-            lambda: len(pod.prefill_backlog) + len(pod.held),
+            lambda: len(pod.prefill_backlog) + pod.transfer_backlog_size + pod.generate_backlog_size,
         )
         gauge(
             "kv_cache_utilization_perc",

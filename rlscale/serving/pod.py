@@ -119,6 +119,7 @@ class JetStreamPod:
         self._busy_since: float | None = None
         self._wake: simpy.Event | None = None
         self._interruptible = False
+        self._running_segment: tuple[float, int, DecodeSegment] | None = None  # (start_s, start_step, segment)
         self._restart_count_since_reset = 0
         self._last_start_s = env.now
         self.metrics = PodMetrics(self)
@@ -168,12 +169,19 @@ class JetStreamPod:
         running = self.env.now - self._busy_since if self._busy_since is not None else 0.0
         return self._busy_s + running
 
+    def decode_steps_done(self) -> int:
+        """Decode steps run so far, counting those of the segment in progress."""
+        if self._running_segment is None:
+            return self._steps
+        start_s, start_step, segment = self._running_segment
+        return start_step + segment.steps_within(self.env.now - start_s)
+
     def kv_pages(self) -> int:
-        """Paged mode: pages held by the active slots at the current step."""
+        """Paged mode: pages held by the active slots now (prompt + tokens generated so far)."""
         if self.config.kv_mode is KVMode.PREALLOCATED or not self._active:
             return 0
-        page = self.config.kv_page_tokens
-        return sum(-(-(s.request.prefill_tokens + self._steps - s.insert_step) // page) for s in self._active)
+        page, steps = self.config.kv_page_tokens, self.decode_steps_done()
+        return sum(-(-(s.request.prefill_tokens + steps - s.insert_step) // page) for s in self._active)
 
     def hbm_used_bytes(self) -> float:
         return self.hbm.used_bytes(self.kv_pages(), self._held_tokens)
@@ -275,6 +283,7 @@ class JetStreamPod:
         oom_step = self._steps_until_oom(to_finish)
         steps = to_finish if oom_step is None else oom_step
         start_s, start_step = self.env.now, self._steps
+        self._running_segment = (start_s, start_step, segment)
         self._interruptible = True
         try:
             yield self.env.timeout(segment.duration_s(steps))
@@ -285,6 +294,7 @@ class JetStreamPod:
             if rest > 0:
                 yield self.env.timeout(rest)
         self._interruptible = False
+        self._running_segment = None
         self._steps = start_step + steps
         while self._active and self._active[0].finish_step <= self._steps:
             slot = heapq.heappop(self._active)
