@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
 import numpy as np
 import simpy
@@ -105,6 +106,9 @@ class JetStreamPod:
         self.step_model = step_model or RooflineStepModel(self.model, self.hardware)
         self.slots = self.config.per_device_batch_size * self.hardware.chips_per_host
         self.hbm = HBMBudget.for_pod(self.config, self.model, self.hardware, self.slots)
+        # step times are pure functions of (batch) and (bucket): price each once
+        self._decode_affine = [(0.0, 0.0)] + [self.step_model.decode_affine(b) for b in range(1, self.slots + 1)]
+        self._prefill_s = cache(lambda tokens: self.step_model.prefill_ms(tokens) * MS)
         self.on_done = on_done
         self.status = PodStatus.RUNNING
         self.prefill_backlog: deque[Request] = deque()
@@ -243,7 +247,7 @@ class JetStreamPod:
         request.prefill_start_s = self.env.now
         self.prefilling = request
         self._held_tokens += request.padded_tokens
-        yield self.env.timeout(self.step_model.prefill_ms(request.padded_tokens) * MS)
+        yield self.env.timeout(self._prefill_s(request.padded_tokens))
         self.prefilling = None
         request.first_token_s = self.env.now
         request.state = RequestState.HELD
@@ -252,7 +256,7 @@ class JetStreamPod:
 
     def _segment(self) -> DecodeSegment:
         batch = len(self._active)
-        a, b = self.step_model.decode_affine(batch)
+        a, b = self._decode_affine[batch]
         if self.config.kv_mode is KVMode.PREALLOCATED:
             return DecodeSegment(a, b, float(self.slots * self.config.max_target_length), 0.0)
         return DecodeSegment(a, b, float(self._kv_offset + batch * self._steps), float(batch))
@@ -261,9 +265,12 @@ class JetStreamPod:
         """Paged mode: the first step (from now, < horizon) whose new pages exceed HBM, if any."""
         if self.config.kv_mode is KVMode.PREALLOCATED:
             return None
-        page = self.config.kv_page_tokens
-        base = np.array([s.request.prefill_tokens + 1 + self._steps - s.insert_step for s in self._active])
+        page, batch = self.config.kv_page_tokens, len(self._active)
         free = self.hbm.free_pages(self._held_tokens)
+        tokens_at_horizon = self._kv_offset + batch * (self._steps + horizon - 1)
+        if tokens_at_horizon / page + batch <= free:  # ceil adds < 1 page per slot: cannot overflow
+            return None
+        base = np.array([s.request.prefill_tokens + 1 + self._steps - s.insert_step for s in self._active])
 
         def pages(j: int) -> int:
             return int(np.sum(-(-(base + j) // page)))
