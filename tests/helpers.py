@@ -30,3 +30,8 @@ class PodHarness:
 
     def run(self, until: float) -> None:
         self.env.run(until=until)
+
+
+def device_samples(pod, name: str) -> list[float]:
+    """One value per chip of a device-plugin gauge."""
+    return [s.value for f in pod.metrics.device_registry.collect() for s in f.samples if s.name == name]

@@ -9,13 +9,15 @@ import pytest
 from rlscale.serving.hbm import PodStartupError
 from rlscale.serving.request import RequestState
 from rlscale.specs import load_model
+from tests.helpers import device_samples
 
 BPT = load_model("llama2-7b").kv_bytes_per_token
 WEIGHTS = load_model("llama2-7b").weight_bytes
 
 
 def device_value(pod, name):
-    return pod.metrics.device_registry.get_sample_value(name, {"id": pod.name})
+    """A device-plugin gauge summed over the pod's chips."""
+    return sum(device_samples(pod, name))
 
 
 def test_weights_that_do_not_fit_fail_at_start(harness):
@@ -89,6 +91,9 @@ def test_paged_oom_crashes_fails_in_flight_and_restarts_with_backoff(harness):
     assert during.state is RequestState.FAILED and during.failure == "pod restarting"
     assert after.state is RequestState.COMPLETED
     assert h.pod.arrived == h.pod.completed + h.pod.failed == 4
+    # the restarted server exports fresh series: only `after` has completed since
+    success = h.pod.metrics.registry.get_sample_value("jetstream_request_success_count_total", {"id": "pod-0"})
+    assert (success, h.pod.completed) == (1, 2)
 
 
 def test_crash_backoff_doubles(harness):

@@ -7,6 +7,8 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import device_samples
+
 # From jetstream/core/metrics/prometheus.py (AI-Hypercomputer/JetStream acd4f5a).
 UPSTREAM_HISTOGRAMS = {
     "jetstream_queue_duration": [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
@@ -79,12 +81,15 @@ def test_values_follow_the_pod(loaded_pod):
     assert sample[("jetstream_time_per_request_count", None)] == pod.completed
 
 
-def test_device_plugin_gauges(loaded_pod):
+def test_device_plugin_gauges_per_chip(loaded_pod):
     pod = loaded_pod.pod
     fams = families(pod.metrics.device_exposition())
     assert {"memory_used", "memory_total", "duty_cycle"} <= set(fams)
-    assert fams["memory_used"].samples[0].value == pytest.approx(pod.hbm_used_bytes())
-    assert fams["memory_total"].samples[0].value == 64e9
+    used = fams["memory_used"].samples
+    assert [s.labels["accelerator_id"] for s in used] == ["0", "1", "2", "3"]  # v5e-4
+    assert {s.labels["make"] for s in used} == {"cloud-tpu"}
+    assert sum(device_samples(pod, "memory_used")) == pytest.approx(pod.hbm_used_bytes())
+    assert device_samples(pod, "memory_total") == [16e9] * 4
 
 
 def test_duty_cycle_is_busy_percent_of_the_last_window(harness):
@@ -92,7 +97,40 @@ def test_duty_cycle_is_busy_percent_of_the_last_window(harness):
     p = h.pod.step_model.prefill_ms(128) * 1e-3
     h.submit_at(12.0, 100, 1)  # one prefill, nothing else, inside the 10-20 s window
     h.run(19.0)
-    gauge = lambda: h.pod.metrics.device_registry.get_sample_value("duty_cycle", {"id": "pod-0"})  # noqa: E731
-    assert gauge() == 0.0  # the device plugin has not sampled the 10-20 s window yet
+    assert set(device_samples(h.pod, "duty_cycle")) == {0.0}  # the 10-20 s window is not sampled yet
     h.run(21.0)
-    assert gauge() == pytest.approx(100 * p / 10.0)
+    assert device_samples(h.pod, "duty_cycle") == pytest.approx([100 * p / 10.0] * 8)
+
+
+def value(pod, name, **labels):
+    return pod.metrics.registry.get_sample_value(name, {"id": pod.name, **labels})
+
+
+def test_lazy_histogram_pages_like_prometheus_client():
+    """Same observations, same bucket/sum/count lines as prometheus_client's own Histogram."""
+    import numpy as np
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from rlscale.serving.metrics import TTFT_BUCKETS, LazyHistogram
+
+    values = [*np.random.default_rng(0).exponential(0.3, 500).tolist(), 0.1, 10.0, 50.0]  # edges and overflow
+    registry = CollectorRegistry()
+    native = Histogram("jetstream_time_to_first_token", "d", ["id"], buckets=TTFT_BUCKETS, registry=registry)
+    lazy = LazyHistogram("jetstream_time_to_first_token", "d", TTFT_BUCKETS)
+    for i, v in enumerate(values):
+        native.labels(id="p").observe(v)
+        lazy.observe(v)
+        if i == 250:
+            lazy.family({"id": "p"})  # a scrape midway must not change the totals
+
+    def lines(text: str) -> list[str]:
+        return [
+            ln for ln in text.splitlines() if ln.startswith("jetstream_time_to_first_token_") and "created" not in ln
+        ]
+
+    ours = CollectorRegistry()
+    ours.register(type("C", (), {"collect": lambda self: [lazy.family({"id": "p"})]})())
+    ours_lines, native_lines = lines(generate_latest(ours).decode()), lines(generate_latest(registry).decode())
+    assert [ln for ln in ours_lines if "_sum" not in ln] == [ln for ln in native_lines if "_sum" not in ln]
+    sums = [float(ln.split()[-1]) for ln in ours_lines + native_lines if "_sum" in ln]
+    assert sums[0] == pytest.approx(sums[1], rel=1e-12)  # summation order differs

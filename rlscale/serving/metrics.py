@@ -13,6 +13,12 @@ One deliberate deviation: upstream binds the transfer/generate backlog gauges
 to a value read once at start-up (``functools.partial(float, q.qsize())``),
 so they always read 0; here they read the live queue sizes.
 
+Histograms are bucketed lazily: an observation is a list append on the
+simulator's hot path, and buckets are counted (numpy) when a page is
+scraped. The pages are produced by prometheus_client from a custom
+collector, so the text format is the library's own. A restart (after an OOM)
+resets every series, as a new server process does.
+
 The device plugin's gauges (``memory_used``, ``memory_total`` in bytes,
 ``duty_cycle`` in % over a 10 s window) live in a separate registry because a
 cluster scrapes them from another exporter at another interval.
@@ -20,9 +26,14 @@ cluster scrapes them from another exporter at another interval.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from rlscale.serving.buckets import DEFAULT_PREFILL_BUCKETS
 
@@ -31,110 +42,105 @@ if TYPE_CHECKING:
     from rlscale.serving.request import Request
 
 QUEUE_DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
-OUTPUT_LENGTH_BUCKETS = (
-    1,
-    2,
-    5,
-    10,
-    20,
-    50,
-    100,
-    200,
-    500,
-    1000,
-    2000,
-    5000,
-    10000,
-    20000,
-    50000,
-    100000,
-    200000,
-    500000,
-    1000000,
-    2000000,
-)
+OUTPUT_LENGTH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000,
+                         100000, 200000, 500000, 1000000, 2000000)  # fmt: skip
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-PREFILL_TOKEN_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+PREFILL_TOKEN_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01,
+                         0.02, 0.05, 0.1)  # fmt: skip
 REQUEST_TIME_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+DEVICE_MAKE = {"tpu": "cloud-tpu", "nvidia": "nvidia"}
+
+
+class LazyHistogram:
+    """A Prometheus histogram whose observations are bucketed only when scraped."""
+
+    __slots__ = ("bounds", "counts", "doc", "name", "pending", "total", "values_sum")
+
+    def __init__(self, name: str, doc: str, bounds: Sequence[float]) -> None:
+        self.name, self.doc, self.bounds = name, doc, np.asarray(bounds, dtype=float)
+        self.pending: list[float] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.pending.clear()
+        self.counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)  # last: above every bound (+Inf only)
+        self.values_sum, self.total = 0.0, 0
+
+    def observe(self, value: float) -> None:
+        self.pending.append(value)
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        values = np.asarray(self.pending)
+        # bucket "le=b" counts v <= b: the first bound >= v
+        self.counts += np.bincount(np.searchsorted(self.bounds, values, side="left"), minlength=len(self.counts))
+        self.values_sum += float(values.sum())
+        self.total += len(values)
+        self.pending.clear()
+
+    def family(self, labels: dict[str, str]) -> HistogramMetricFamily:
+        self._flush()
+        family = HistogramMetricFamily(self.name, self.doc, labels=list(labels))
+        cumulative = np.cumsum(self.counts)
+        buckets = [(floatToGoString(b), float(c)) for b, c in zip(self.bounds, cumulative[:-1], strict=True)]
+        family.add_metric(list(labels.values()), [*buckets, ("+Inf", float(self.total))], self.values_sum)
+        return family
+
+
+class _Collector(Collector):
+    def __init__(self, produce: Callable[[], Iterator[Metric]]) -> None:
+        self.collect = produce  # type: ignore[method-assign]
 
 
 class PodMetrics:
-    """Per-pod JetStream metrics (label ``id`` = pod name) and TPU device-plugin gauges."""
+    """Per-pod JetStream metrics (label ``id`` = pod name) and per-chip device-plugin gauges."""
 
     def __init__(self, pod: JetStreamPod) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.device_registry = CollectorRegistry(auto_describe=True)
+        self.pod = pod
         self.duty_cycle_percent = 0.0
-        pid = {"id": pod.name}
-        r = self.registry
-
-        def gauge(name: str, doc: str, fn, idx: bool = False, registry: CollectorRegistry = r) -> None:
-            labels = {**pid, "idx": "0"} if idx else pid
-            Gauge(name, doc, list(labels), registry=registry).labels(**labels).set_function(fn)
-
-        def histogram(name: str, doc: str, buckets) -> Histogram:
-            return Histogram(name, doc, ["id"], buckets=buckets, registry=r).labels(**pid)
-
-        gauge("jetstream_prefill_backlog_size", "Size of prefill queue", lambda: len(pod.prefill_backlog))
-        gauge("jetstream_transfer_backlog_size", "Size of transfer queue", lambda: pod.transfer_backlog_size, True)
-        gauge("jetstream_generate_backlog_size", "Size of generate queue", lambda: pod.generate_backlog_size, True)
-        gauge(
-            "jetstream_slots_used_percentage",
-            "The percentage of decode slots currently being used",
-            lambda: pod.active_slots / pod.slots,
-            True,
-        )
-        gauge(
-            "num_requests_waiting",
-            "Requests count waiting to be processed for inference.",
-            lambda: len(pod.prefill_backlog) + pod.transfer_backlog_size + pod.generate_backlog_size,
-        )
-        gauge(
-            "kv_cache_utilization_perc",
-            "kv-cache utilization by the requests under processing.",
-            lambda: 100.0 * pod.active_slots / pod.slots,
-        )
-        self.queue_duration = histogram(
+        self.successes = 0
+        self.queue_duration = LazyHistogram(
             "jetstream_queue_duration", "The total time each request spends enqueued in seconds", QUEUE_DURATION_BUCKETS
         )
-        self.input_length = histogram(
+        self.input_length = LazyHistogram(
             "jetstream_request_input_length", "Number of input tokens per request", DEFAULT_PREFILL_BUCKETS
         )
-        self.output_length = histogram(
+        self.output_length = LazyHistogram(
             "jetstream_request_output_length", "Number of output tokens per request", OUTPUT_LENGTH_BUCKETS
         )
-        self.ttft = histogram(
+        self.ttft = LazyHistogram(
             "jetstream_time_to_first_token", "Time to first token per request in seconds", TTFT_BUCKETS
         )
-        self.tpot = histogram(
+        self.tpot = LazyHistogram(
             "jetstream_time_per_output_token", "Average time per output token per request in seconds", TPOT_BUCKETS
         )
-        self.prefill_token_time = histogram(
+        self.prefill_token_time = LazyHistogram(
             "jetstream_time_per_prefill_token", "Prefill time per token per request in seconds", PREFILL_TOKEN_BUCKETS
         )
-        self.request_time = histogram(
+        self.request_time = LazyHistogram(
             "jetstream_time_per_request", "End to end request latency in seconds", REQUEST_TIME_BUCKETS
         )
-        self.wait_time = histogram(
+        self.wait_time = LazyHistogram(
             "jetstream_wait_time_per_request",
             "Time each request is not being prefilled or decoded",
             QUEUE_DURATION_BUCKETS,
         )
-        self.success = Counter(
-            "jetstream_request_success_count", "Number of requests successfully completed", ["id"], registry=r
-        ).labels(**pid)
+        self.histograms = (self.queue_duration, self.input_length, self.output_length, self.ttft, self.tpot,
+                           self.prefill_token_time, self.request_time, self.wait_time)  # fmt: skip
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self._jetstream))
+        self.device_registry = CollectorRegistry(auto_describe=False)
+        self.device_registry.register(_Collector(self._device))
 
-        d = self.device_registry
-        gauge("memory_used", "Total accelerator memory allocated", pod.hbm_used_bytes, registry=d)
-        gauge("memory_total", "Total accelerator memory", lambda: pod.hbm.total_bytes, registry=d)
-        gauge(
-            "duty_cycle",
-            "Percent of time over the past sample period during which the accelerator was actively processing",
-            lambda: self.duty_cycle_percent,
-            registry=d,
-        )
+    def reset(self) -> None:
+        """A new server process: every series starts again from zero."""
+        for h in self.histograms:
+            h.reset()
+        self.successes = 0
 
+    # ---- observations, where the orchestrator makes them ----------------------
     def on_prefill_end(self, req: Request) -> None:
         prefill_s = req.first_token_s - req.prefill_start_s
         self.ttft.observe(prefill_s)
@@ -146,18 +152,74 @@ class PodMetrics:
 
     def on_complete(self, req: Request) -> None:
         decode_s = req.finish_s - req.first_token_s
+        self.successes += 1
         self.output_length.observe(req.target_tokens)
-        self.success.inc()
         self.tpot.observe(decode_s / req.target_tokens)
         self.request_time.observe(decode_s)
         self.wait_time.observe(
             req.latency_s - (req.first_token_s - req.prefill_start_s) - (req.finish_s - req.insert_s)
         )
 
+    # ---- the pages ------------------------------------------------------------
+    def _jetstream(self) -> Iterator[Metric]:
+        pod, pid = self.pod, {"id": self.pod.name}
+        with_idx = {**pid, "idx": "0"}
+        slots_used = pod.active_slots / pod.slots
+        yield _gauge("jetstream_prefill_backlog_size", "Size of prefill queue", pid, len(pod.prefill_backlog))
+        yield _gauge("jetstream_transfer_backlog_size", "Size of transfer queue", with_idx, pod.transfer_backlog_size)
+        yield _gauge("jetstream_generate_backlog_size", "Size of generate queue", with_idx, pod.generate_backlog_size)
+        yield _gauge(
+            "jetstream_slots_used_percentage", "The percentage of decode slots currently being used", with_idx,
+            slots_used,
+        )  # fmt: skip
+        waiting = len(pod.prefill_backlog) + pod.transfer_backlog_size + pod.generate_backlog_size
+        yield _gauge("num_requests_waiting", "Requests count waiting to be processed for inference.", pid, waiting)
+        yield _gauge(
+            "kv_cache_utilization_perc", "kv-cache utilization by the requests under processing.", pid,
+            100.0 * slots_used,
+        )  # fmt: skip
+        for h in self.histograms:
+            yield h.family(pid)
+        success = CounterMetricFamily(
+            "jetstream_request_success_count", "Number of requests successfully completed", labels=["id"]
+        )
+        success.add_metric([pod.name], self.successes)
+        yield success
+
+    def _device(self) -> Iterator[Metric]:
+        pod, hw = self.pod, self.pod.hardware
+        chips = hw.chips_per_host
+        make = DEVICE_MAKE["tpu" if hw.accelerator.startswith("tpu") else "nvidia"]
+        per_chip_used = pod.hbm_used_bytes() / chips
+        families = (
+            GaugeMetricFamily("memory_used", "Total accelerator memory allocated", labels=_DEVICE_LABELS),
+            GaugeMetricFamily("memory_total", "Total accelerator memory", labels=_DEVICE_LABELS),
+            GaugeMetricFamily(
+                "duty_cycle",
+                "Percent of time over the past sample period during which the accelerator was actively processing",
+                labels=_DEVICE_LABELS,
+            ),
+        )
+        for chip in range(chips):
+            labels = [pod.name, str(chip), make, hw.accelerator]
+            families[0].add_metric(labels, per_chip_used)
+            families[1].add_metric(labels, hw.hbm_bytes)
+            families[2].add_metric(labels, self.duty_cycle_percent)
+        yield from families
+
     def exposition(self) -> str:
         """The JetStream server's /metrics page (Prometheus text format)."""
         return generate_latest(self.registry).decode()
 
     def device_exposition(self) -> str:
-        """The TPU device plugin's page for this pod's host."""
+        """The TPU device plugin's page for this pod's chips."""
         return generate_latest(self.device_registry).decode()
+
+
+_DEVICE_LABELS = ["id", "accelerator_id", "make", "model"]
+
+
+def _gauge(name: str, doc: str, labels: dict[str, str], value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=list(labels))
+    family.add_metric(list(labels.values()), value)
+    return family

@@ -353,6 +353,7 @@ class JetStreamPod:
         )
         self._restart_count_since_reset += 1
         yield self.env.timeout(backoff + self.config.restart_s)
+        self.metrics.reset()  # a new server process exports fresh series
         self.status = PodStatus.RUNNING
         self._last_start_s = self.env.now
 
