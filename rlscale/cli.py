@@ -133,40 +133,57 @@ def catalog() -> None:
 
 @app.command()
 def simulate(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML (see envs/).")] = Path("envs/single-pod.yaml"),
-    rate: Annotated[float | None, typer.Option(help="Override the Poisson arrival rate, requests/s.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Override the simulated time, s.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML (see envs/).")] = Path(
+        "envs/single-pod.yaml"
+    ),
+    trace: Annotated[
+        str | None, typer.Option(help="Replay this trace (Azure CSV / Mooncake JSONL, or azure-conv).")
+    ] = None,
+    replicas: Annotated[int | None, typer.Option(min=0, help="Fixed replica count (replaces the schedule).")] = None,
+    rate: Annotated[float | None, typer.Option(help="Override a Poisson scenario's arrival rate, requests/s.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Simulated time, s.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same run).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Override the pod's model.")] = None,
     hardware: Annotated[str | None, typer.Option("--hardware", "-H", help="Override the pod's host.")] = None,
-    metrics_out: Annotated[Path | None, typer.Option(help="Write the pod's final /metrics page here.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the KPIs as JSON.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/<scenario>__seed<k>__<time>).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the KPI summary as JSON on stdout.")] = False,
 ) -> None:
-    """Simulate one JetStream pod under a scenario's traffic and print its KPIs."""
+    """Simulate a JetStream fleet under a scenario; write summary.json, timeline.csv and timeline.png."""
+    from rlscale.reports import write_run
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.serving.hbm import PodStartupError
-    from rlscale.single_pod import run_single_pod
+    from rlscale.simulation import run_scenario
+    from rlscale.workload.traces import TraceError
 
     try:
         sc = apply_overrides(
-            load_scenario(scenario), model=model, hardware=hardware, rate_per_s=rate, duration_s=duration, seed=seed
-        )
-        result = run_single_pod(sc, progress=not json_out)
-    except (SpecError, PodStartupError, ValueError) as exc:
+            load_scenario(scenario), model=model, hardware=hardware, rate_per_s=rate, replicas=replicas,
+            trace=trace, duration_s=duration, seed=seed,
+        )  # fmt: skip
+        result = run_scenario(sc, progress=not json_out)
+    except (SpecError, PodStartupError, TraceError, ValueError, OSError) as exc:
         _fail(exc)
-    k = result.kpis.as_dict() | {"wall_s": round(result.wall_s, 3), "crashes": result.pod.crashes}
+    folder = write_run(sc, result, out)
+    summary = json.dumps(result.kpis.as_dict() | {"wall_s": round(result.wall_s, 3), "out": str(folder)})
     if json_out:
-        typer.echo(json.dumps(k))
-    else:
-        p = result.pod
-        typer.echo(
-            f"{sc.name}: {p.model.name} on {p.hardware.name}, {p.slots} slots, {sc.pod.kv_mode} KV, "
-            f"{sc.workload.arrival.rate_per_s:g} req/s for {sc.duration_s:g} s (seed {sc.seed})"
-        )
-        for key, value in k.items():
-            typer.echo(f"  {key:<22} {value:.4g}" if isinstance(value, float) else f"  {key:<22} {value}")
-    if metrics_out:
-        metrics_out.write_text(result.pod.metrics.exposition() + result.pod.metrics.device_exposition())
+        typer.echo(summary)
+        return
+    k = result.kpis
+    typer.echo(
+        f"{sc.name}: {sc.pod.model} on {sc.pod.hardware}, {sc.duration_s:g} s simulated in {result.wall_s:.1f} s"
+    )
+    typer.echo(f"  requests   {k.arrived} arrived, {k.completed} completed, {k.failed} failed {k.failures or ''}")
+    typer.echo(f"  throughput {k.throughput_req_per_s:.2f} req/s, {k.output_tokens_per_s:.0f} output tokens/s")
+    for label, p in (("TTFT", k.ttft_s), ("TPOT", k.tpot_s), ("latency", k.latency_s)):
+        typer.echo(f"  {label:<10} p50 {p['p50']:.3f} s   p95 {p['p95']:.3f} s   p99 {p['p99']:.3f} s")
+    typer.echo(
+        f"  SLO        {k.slo_attainment:.1%} of requests within TTFT {sc.slo.ttft_p99_s:g} s and TPOT "
+        f"{sc.slo.tpot_p99_s:g} s; p99 targets {'met' if k.slo_p99_met else 'missed'}"
+    )
+    typer.echo(
+        f"  fleet      {k.scale_events} scale events, {k.ooms} OOMs, {k.chip_hours:.2f} chip-hours, ${k.cost_usd:,.2f}"
+    )
+    typer.echo(f"  wrote      {folder}/summary.json, timeline.csv, timeline.png")
 
 
 def main() -> None:

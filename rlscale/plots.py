@@ -42,3 +42,55 @@ def calibration_plot(results: list[CalibrationResult], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def timeline_plot(rows: list[dict[str, float]], path: Path, title: str, slo_ttft_s: float, slo_tpot_s: float) -> None:
+    """Replicas, traffic, backlog, slots/HBM and latency over time, one panel each, shared time axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    t = np.array([r["t_s"] for r in rows]) / 60.0
+    col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]} if rows else {}
+    interval = (t[1] - t[0]) * 60 if len(t) > 1 else 60.0
+    fig, axes = plt.subplots(5, 1, figsize=(11, 12), sharex=True)
+    ax = axes[0]
+    ax.step(t, col["desired"], where="post", label="desired", color="k", lw=1.2)
+    ax.step(t, col["ready"], where="post", label="ready", lw=1.6)
+    ax.step(t, col["pending"] + col["starting"], where="post", label="pending + starting", ls="--")
+    ax.step(t, col["nodes"], where="post", label="nodes held", ls=":")
+    ax.set_ylabel("replicas")
+    ax.legend(loc="upper left", ncol=4, fontsize=8)
+    ax = axes[1]
+    ax.plot(t, col["arrivals"] / interval, label="arrivals")
+    ax.plot(t, col["completed"] / interval, label="completed")
+    ax.plot(t, col["failed"] / interval, label="failed", color="red")
+    ax.set_ylabel("requests/s")
+    ax.legend(loc="upper left", ncol=3, fontsize=8)
+    ax = axes[2]
+    ax.plot(t, col["prefill_backlog"], label="prefill backlog (all pods)")
+    ax.plot(t, col["gateway_queue"], label="waiting at gateway")
+    ax.set_ylabel("requests")
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[3]
+    ax.plot(t, col["slots_used"], label="slots used (mean over ready pods)")
+    ax.plot(t, col["hbm_used_frac"], label="HBM used (mean)")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction")
+    ax.legend(loc="lower left", fontsize=8)
+    ax = axes[4]
+    ax.semilogy(t, col["ttft_p50_s"], label="TTFT p50")
+    ax.semilogy(t, col["ttft_p99_s"], label="TTFT p99")
+    ax.semilogy(t, col["tpot_p99_s"], label="TPOT p99")
+    ax.axhline(slo_ttft_s, color="C1", ls=":", lw=1, label=f"TTFT SLO {slo_ttft_s:g} s")
+    ax.axhline(slo_tpot_s, color="C2", ls=":", lw=1, label=f"TPOT SLO {slo_tpot_s:g} s")
+    ax.set_ylabel("seconds")
+    ax.set_xlabel("time (min)")
+    ax.legend(loc="upper left", ncol=5, fontsize=8)
+    cost = col["cost_usd"][-1] if rows else 0.0
+    fig.suptitle(f"{title} — cost ${cost:,.2f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Scenario files (``envs/*.yaml``): the pod, the traffic, the SLO, the seed.
+"""Scenario files (``envs/*.yaml``): pod, fleet, traffic, SLOs, prices, metrics pipeline, seed.
 
 Parsing is strict: an unknown key or a bad value is an error naming the file
 and the field.
@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rlscale.cluster.config import FleetConfig
+from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.serving.config import PodConfig
 from rlscale.specs.catalog import read_document, validate
 
@@ -19,11 +21,55 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# ---- arrivals -------------------------------------------------------------------
 class PoissonSpec(_Strict):
     process: Literal["poisson"] = "poisson"
     rate_per_s: float = Field(5.0, gt=0, description="Mean arrival rate, requests/s.")
 
 
+class DiurnalSpec(_Strict):
+    process: Literal["diurnal"]
+    mean_rate_per_s: float = Field(gt=0)
+    amplitude: float = Field(0.5, ge=0, le=1, description="Peak-to-mean swing as a fraction of the mean.")
+    period_s: float = Field(86400.0, gt=0)
+    phase_s: float = 0.0
+
+
+class StepSpec(_Strict):
+    process: Literal["step"]
+    steps: list[tuple[float, float]] = Field(min_length=1, description="(start_s, rate_per_s) pairs, in time order.")
+
+
+class RampSpec(_Strict):
+    process: Literal["ramp"]
+    from_rate_per_s: float = Field(ge=0)
+    to_rate_per_s: float = Field(ge=0)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
+
+
+class FlashCrowdSpec(_Strict):
+    process: Literal["flash-crowd"]
+    base_rate_per_s: float = Field(gt=0)
+    peak_rate_per_s: float = Field(gt=0)
+    start_s: float = Field(ge=0)
+    rise_s: float = Field(60.0, ge=0)
+    hold_s: float = Field(300.0, ge=0)
+    decay_s: float = Field(300.0, ge=0)
+
+
+class MMPPSpec(_Strict):
+    process: Literal["mmpp"]
+    rates_per_s: list[float] = Field(min_length=2, description="Arrival rate in each hidden state.")
+    mean_sojourn_s: list[float] = Field(min_length=2, description="Mean time spent in each state.")
+
+
+ArrivalSpec = Annotated[
+    PoissonSpec | DiurnalSpec | StepSpec | RampSpec | FlashCrowdSpec | MMPPSpec, Field(discriminator="process")
+]
+
+
+# ---- lengths and traces -----------------------------------------------------------
 class FixedLengthSpec(_Strict):
     kind: Literal["fixed"] = "fixed"
     prompt_tokens: int = Field(gt=0)
@@ -32,31 +78,81 @@ class FixedLengthSpec(_Strict):
 
 class EmpiricalLengthSpec(_Strict):
     kind: Literal["empirical"] = "empirical"
-    trace: str = Field("azure-conv", description="Bundled trace name or path to an Azure-format CSV.")
+    trace: str = Field("azure-conv", description="Bundled trace name or path to an Azure CSV / Mooncake JSONL.")
 
 
-LengthSpec = Annotated[FixedLengthSpec | EmpiricalLengthSpec, Field(discriminator="kind")]
+class LognormalLengthSpec(_Strict):
+    kind: Literal["lognormal"]
+    prompt_median: float = Field(gt=0)
+    prompt_sigma: float = Field(ge=0)
+    output_median: float = Field(gt=0)
+    output_sigma: float = Field(ge=0)
+
+
+class FittedLengthSpec(_Strict):
+    kind: Literal["fitted"]
+    trace: str = Field("azure-conv", description="Trace whose lengths a lognormal is fitted to.")
+
+
+LengthSpec = Annotated[
+    FixedLengthSpec | EmpiricalLengthSpec | LognormalLengthSpec | FittedLengthSpec, Field(discriminator="kind")
+]
+
+
+class TraceSpec(_Strict):
+    """Replay a trace's arrivals and lengths."""
+
+    path: str = Field("azure-conv", description="Bundled trace name, or path to an Azure CSV / Mooncake JSONL.")
+    format: Literal["azure", "mooncake"] | None = Field(None, description="Default: from the file extension.")
+    time_scale: float = Field(1.0, gt=0, description=">1 stretches time (slower arrivals).")
+    rate_scale: float = Field(1.0, gt=0, description="Each request replayed this many times on average.")
+    start_s: float = Field(0.0, ge=0, description="Window start within the trace, s.")
+    duration_s: float | None = Field(None, gt=0, description="Window length within the trace, s.")
 
 
 class WorkloadSpec(_Strict):
-    arrival: PoissonSpec = PoissonSpec()
+    arrival: ArrivalSpec = PoissonSpec()
     lengths: LengthSpec = EmpiricalLengthSpec()
+    trace: TraceSpec | None = Field(None, description="When set, arrivals and lengths come from the trace.")
 
 
+# ---- the rest ------------------------------------------------------------------------
 class SLOSpec(_Strict):
-    """Latency objectives a request must meet to count as served well."""
+    """Defaults: MLPerf Inference Llama-2-70B server scenario (TTFT p99 2 s, TPOT p99 200 ms)."""
 
-    ttft_s: float = Field(2.0, gt=0, description="Time to first token from arrival, s.")
-    tpot_s: float = Field(0.1, gt=0, description="Mean time per output token, s.")
+    ttft_p99_s: float = Field(2.0, gt=0, description="Time to first token from arrival, queueing included, s.")
+    tpot_p99_s: float = Field(0.2, gt=0, description="Time per output token, s.")
+
+
+class PricingSpec(_Strict):
+    price_per_chip_hour_usd: float | None = Field(None, ge=0, description="Default: the hardware catalog's price.")
+
+
+class ScheduleStep(_Strict):
+    at_s: float = Field(ge=0)
+    replicas: int = Field(ge=0)
 
 
 class ScenarioConfig(_Strict):
-    name: str = "single-pod"
+    name: str = "scenario"
+    description: str = ""
     pod: PodConfig = PodConfig()
+    fleet: FleetConfig = FleetConfig()
     workload: WorkloadSpec = WorkloadSpec()
     slo: SLOSpec = SLOSpec()
+    pricing: PricingSpec = PricingSpec()
+    metrics: MetricsPipelineConfig = MetricsPipelineConfig()
+    schedule: list[ScheduleStep] = Field(default_factory=list, description="Replica changes at given times.")
     duration_s: float = Field(3600.0, gt=0, description="Simulated time, s.")
+    timeline_interval_s: float = Field(60.0, gt=0, description="Width of a timeline row, s.")
     seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ScenarioConfig:
+        times = [s.at_s for s in self.schedule]
+        if times != sorted(times):
+            raise ValueError(f"schedule: steps must be in time order, got at_s {times}")
+        return self
 
 
 def load_scenario(path: str | Path) -> ScenarioConfig:
@@ -72,16 +168,28 @@ def apply_overrides(
     model: str | None = None,
     hardware: str | None = None,
     rate_per_s: float | None = None,
+    replicas: int | None = None,
+    trace: str | None = None,
     duration_s: float | None = None,
     seed: int | None = None,
 ) -> ScenarioConfig:
     """The scenario with command-line overrides applied (None leaves a field as it is), re-validated."""
     data = scenario.model_dump(mode="json")
-    for section, key, value in [("pod", "model", model), ("pod", "hardware", hardware)]:
+    for section, key, value in [
+        ("pod", "model", model),
+        ("pod", "hardware", hardware),
+        ("fleet", "replicas", replicas),
+    ]:
         if value is not None:
             data[section][key] = value
     if rate_per_s is not None:
+        if data["workload"]["arrival"]["process"] != "poisson":
+            raise ValueError("--rate only applies to a Poisson scenario")
         data["workload"]["arrival"]["rate_per_s"] = rate_per_s
+    if trace is not None:
+        data["workload"]["trace"] = {**(data["workload"]["trace"] or {}), "path": trace}
+    if replicas is not None:
+        data["schedule"] = []  # a fixed count replaces the scenario's schedule
     for key, value in [("duration_s", duration_s), ("seed", seed)]:
         if value is not None:
             data[key] = value

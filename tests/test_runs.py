@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlscale.scenario import ScenarioConfig, load_scenario
-from rlscale.single_pod import run_single_pod
+from rlscale.simulation import run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,14 +24,14 @@ def short(seed: int) -> ScenarioConfig:
 
 
 def test_same_seed_same_run():
-    a, b = run_single_pod(short(3)), run_single_pod(short(3))
+    a, b = run_scenario(short(3)), run_scenario(short(3))
     assert a.kpis == b.kpis
-    assert [(r.arrival_s, r.finish_s) for r in a.requests] == [(r.arrival_s, r.finish_s) for r in b.requests]
-    assert run_single_pod(short(4)).kpis != a.kpis
+    assert a.timeline == b.timeline
+    assert run_scenario(short(4)).kpis != a.kpis
 
 
 def test_single_pod_serves_the_offered_load():
-    kpis = run_single_pod(short(0)).kpis
+    kpis = run_scenario(short(0)).kpis
     assert kpis.failed == 0
     assert kpis.throughput_req_per_s == pytest.approx(5.0, rel=0.15)  # Poisson(5/s) over 2 min
     assert kpis.slo_attainment > 0.99
@@ -48,12 +48,14 @@ def test_perf_prints_json_with_ms():
 
 
 def test_simulate_smoke(tmp_path):
-    metrics = tmp_path / "metrics.txt"
-    out = cli("simulate", "--duration", "30", "--rate", "3", "--json", "--metrics-out", str(metrics))
+    out = cli("simulate", "--duration", "180", "--rate", "3", "--json", "--out", str(tmp_path / "run"))
     assert out.returncode == 0, out.stderr
     kpis = json.loads(out.stdout)
     assert kpis["arrived"] == kpis["completed"] + kpis["failed"] + kpis["in_flight"]
-    assert "jetstream_prefill_backlog_size" in metrics.read_text()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["scenario"]["workload"]["arrival"]["rate_per_s"] == 3
+    assert len((tmp_path / "run" / "timeline.csv").read_text().splitlines()) == 1 + 3  # header + 3 minutes
+    assert (tmp_path / "run" / "timeline.png").stat().st_size > 10_000
 
 
 def test_calibrate_smoke(tmp_path):
@@ -68,7 +70,7 @@ def test_bad_input_is_refused_with_the_field_named(tmp_path):
     assert out.returncode == 2 and "unknown model 'no-such-model'" in out.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("pod: {per_device_batch_sise: 4}\n")
-    out = cli("simulate", str(bad))
+    out = cli("simulate", "--scenario", str(bad))
     assert out.returncode == 2 and "pod.per_device_batch_sise: Extra inputs are not permitted" in out.stderr
-    out = cli("simulate", "--model", "llama2-70b", "--hardware", "v5e-4", "--duration", "1")
+    out = cli("simulate", "--model", "llama2-70b", "--hardware", "v5e-4", "--duration", "1", "--out", str(tmp_path))
     assert out.returncode == 2 and "does not fit in HBM" in out.stderr

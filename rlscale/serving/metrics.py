@@ -49,6 +49,19 @@ TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1
 PREFILL_TOKEN_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01,
                          0.02, 0.05, 0.1)  # fmt: skip
 REQUEST_TIME_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+GAUGE_HELP = {
+    "jetstream_prefill_backlog_size": "Size of prefill queue",
+    "jetstream_transfer_backlog_size": "Size of transfer queue",
+    "jetstream_generate_backlog_size": "Size of generate queue",
+    "jetstream_slots_used_percentage": "The percentage of decode slots currently being used",
+    "num_requests_waiting": "Requests count waiting to be processed for inference.",
+    "kv_cache_utilization_perc": "kv-cache utilization by the requests under processing.",
+}
+GAUGES_WITH_IDX = {
+    "jetstream_transfer_backlog_size",
+    "jetstream_generate_backlog_size",
+    "jetstream_slots_used_percentage",
+}
 DEVICE_MAKE = {"tpu": "cloud-tpu", "nvidia": "nvidia"}
 
 
@@ -70,7 +83,7 @@ class LazyHistogram:
     def observe(self, value: float) -> None:
         self.pending.append(value)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if not self.pending:
             return
         values = np.asarray(self.pending)
@@ -81,7 +94,7 @@ class LazyHistogram:
         self.pending.clear()
 
     def family(self, labels: dict[str, str]) -> HistogramMetricFamily:
-        self._flush()
+        self.flush()
         family = HistogramMetricFamily(self.name, self.doc, labels=list(labels))
         cumulative = np.cumsum(self.counts)
         buckets = [(floatToGoString(b), float(c)) for b, c in zip(self.bounds, cumulative[:-1], strict=True)]
@@ -161,29 +174,53 @@ class PodMetrics:
         )
 
     # ---- the pages ------------------------------------------------------------
-    def _jetstream(self) -> Iterator[Metric]:
-        pod, pid = self.pod, {"id": self.pod.name}
-        with_idx = {**pid, "idx": "0"}
+    def gauges(self) -> dict[str, float]:
+        """The server's gauges now, by name."""
+        pod = self.pod
         slots_used = pod.active_slots / pod.slots
-        yield _gauge("jetstream_prefill_backlog_size", "Size of prefill queue", pid, len(pod.prefill_backlog))
-        yield _gauge("jetstream_transfer_backlog_size", "Size of transfer queue", with_idx, pod.transfer_backlog_size)
-        yield _gauge("jetstream_generate_backlog_size", "Size of generate queue", with_idx, pod.generate_backlog_size)
-        yield _gauge(
-            "jetstream_slots_used_percentage", "The percentage of decode slots currently being used", with_idx,
-            slots_used,
-        )  # fmt: skip
-        waiting = len(pod.prefill_backlog) + pod.transfer_backlog_size + pod.generate_backlog_size
-        yield _gauge("num_requests_waiting", "Requests count waiting to be processed for inference.", pid, waiting)
-        yield _gauge(
-            "kv_cache_utilization_perc", "kv-cache utilization by the requests under processing.", pid,
-            100.0 * slots_used,
-        )  # fmt: skip
+        transfer, generate = pod.transfer_backlog_size, pod.generate_backlog_size
+        return {
+            "jetstream_prefill_backlog_size": len(pod.prefill_backlog),
+            "jetstream_transfer_backlog_size": transfer,
+            "jetstream_generate_backlog_size": generate,
+            "jetstream_slots_used_percentage": slots_used,
+            "num_requests_waiting": len(pod.prefill_backlog) + transfer + generate,
+            "kv_cache_utilization_perc": 100.0 * slots_used,
+        }
+
+    def snapshot(self) -> dict[str, float]:
+        """What one scrape of /metrics yields, by sample name (one pod, so no labels).
+
+        The metrics pipeline stores these; a live controller gets the same
+        names by parsing the text page or querying Prometheus.
+        """
+        values = self.gauges()
+        for h in self.histograms:
+            h.flush()
+            values[h.name + "_sum"], values[h.name + "_count"] = h.values_sum, h.total
+        values["jetstream_request_success_count_total"] = self.successes
+        return values
+
+    def device_snapshot(self) -> dict[str, float]:
+        """One scrape of the device plugin, averaged over the pod's chips (they are symmetric)."""
+        hw = self.pod.hardware
+        return {
+            "memory_used": self.pod.hbm_used_bytes() / hw.chips_per_host,
+            "memory_total": hw.hbm_bytes,
+            "duty_cycle": self.duty_cycle_percent,
+        }
+
+    def _jetstream(self) -> Iterator[Metric]:
+        pid = {"id": self.pod.name}
+        with_idx = {**pid, "idx": "0"}
+        for name, value in self.gauges().items():
+            yield _gauge(name, GAUGE_HELP[name], with_idx if name in GAUGES_WITH_IDX else pid, value)
         for h in self.histograms:
             yield h.family(pid)
         success = CounterMetricFamily(
             "jetstream_request_success_count", "Number of requests successfully completed", labels=["id"]
         )
-        success.add_metric([pod.name], self.successes)
+        success.add_metric([self.pod.name], self.successes)
         yield success
 
     def _device(self) -> Iterator[Metric]:

@@ -48,6 +48,7 @@ CRASH_BACKOFF_RESET_S = 600.0  # kubelet resets CrashLoopBackOff after 10 min of
 class PodStatus(StrEnum):
     RUNNING = "running"
     RESTARTING = "restarting"  # after an OOM crash: back-off, then restart_s
+    TERMINATED = "terminated"  # killed (end of a drain, or deleted): never runs again
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class JetStreamPod:
         hardware: HardwareSpec | None = None,
         step_model: StepTimeModel | None = None,
         on_done: Callable[[Request], None] | None = None,
+        on_status: Callable[[JetStreamPod], None] | None = None,
     ) -> None:
         self.env = env
         self.name = name
@@ -110,6 +112,7 @@ class JetStreamPod:
         self._decode_affine = [(0.0, 0.0)] + [self.step_model.decode_affine(b) for b in range(1, self.slots + 1)]
         self._prefill_s = cache(lambda tokens: self.step_model.prefill_ms(tokens) * MS)
         self.on_done = on_done
+        self.on_status = on_status  # told when the server goes down (crash, kill) or comes back
         self.status = PodStatus.RUNNING
         self.prefill_backlog: deque[Request] = deque()
         self.prefilling: Request | None = None
@@ -135,7 +138,7 @@ class JetStreamPod:
         """A request reaches the server (gRPC Decode → prefill backlog)."""
         self.arrived += 1
         if self.status is not PodStatus.RUNNING:
-            self._fail(request, "pod restarting")
+            self._fail(request, f"pod {self.status}")
             return
         request.state = RequestState.QUEUED
         request.prefill_tokens = min(request.prompt_tokens, self.config.max_prefill_predict_length)
@@ -197,8 +200,16 @@ class JetStreamPod:
             return False
         return len(self._active) < self.slots or len(self.held) < self.config.held_prefill_capacity
 
+    def kill(self, reason: str) -> None:
+        """SIGKILL: the server process ends and every request it still holds fails."""
+        if self.status is PodStatus.TERMINATED:
+            return
+        self._set_busy(False)
+        self._set_status(PodStatus.TERMINATED)
+        self._fail_all(reason)
+
     def _run(self):
-        while True:
+        while self.status is not PodStatus.TERMINATED:
             if self.held and len(self._active) < self.slots:
                 yield from self._insert()
             elif self._prefill_ready():
@@ -226,6 +237,8 @@ class JetStreamPod:
         if self.config.insert_ms:
             self._set_busy(True)
             yield self.env.timeout(self.config.insert_ms * MS)
+            if self.status is PodStatus.TERMINATED:
+                return
         request.insert_s = self.env.now
         self.metrics.on_insert(request)
         if request.target_tokens <= 1:  # the prefill's token was the whole answer
@@ -248,6 +261,8 @@ class JetStreamPod:
         self.prefilling = request
         self._held_tokens += request.padded_tokens
         yield self.env.timeout(self._prefill_s(request.padded_tokens))
+        if self.status is PodStatus.TERMINATED:
+            return
         self.prefilling = None
         request.first_token_s = self.env.now
         request.state = RequestState.HELD
@@ -302,6 +317,8 @@ class JetStreamPod:
                 yield self.env.timeout(rest)
         self._interruptible = False
         self._running_segment = None
+        if self.status is PodStatus.TERMINATED:
+            return
         self._steps = start_step + steps
         while self._active and self._active[0].finish_step <= self._steps:
             slot = heapq.heappop(self._active)
@@ -329,10 +346,12 @@ class JetStreamPod:
         if self.on_done:
             self.on_done(request)
 
-    def _crash(self) -> None:
-        """HBM exhausted: the server process dies and every request it held fails."""
-        self.crashes += 1
-        self.status = PodStatus.RESTARTING
+    def _set_status(self, status: PodStatus) -> None:
+        self.status = status
+        if self.on_status:
+            self.on_status(self)
+
+    def _fail_all(self, reason: str) -> None:
         victims = [*self.prefill_backlog, *self.held, *(s.request for s in self._active)]
         if self.prefilling is not None:
             victims.append(self.prefilling)
@@ -340,9 +359,17 @@ class JetStreamPod:
         self.held.clear()
         self._active.clear()
         self.prefilling = None
+        self._running_segment = None
+        self._interruptible = False
         self._kv_offset = self._held_tokens = 0
         for request in victims:
-            self._fail(request, "OOM: pod crashed")
+            self._fail(request, reason)
+
+    def _crash(self) -> None:
+        """HBM exhausted: the server process dies and every request it held fails."""
+        self.crashes += 1
+        self._set_status(PodStatus.RESTARTING)
+        self._fail_all("OOM: pod crashed")
 
     def _restart(self):
         self._set_busy(False)
@@ -353,14 +380,16 @@ class JetStreamPod:
         )
         self._restart_count_since_reset += 1
         yield self.env.timeout(backoff + self.config.restart_s)
+        if self.status is PodStatus.TERMINATED:
+            return
         self.metrics.reset()  # a new server process exports fresh series
-        self.status = PodStatus.RUNNING
+        self._set_status(PodStatus.RUNNING)
         self._last_start_s = self.env.now
 
     def _sample_duty_cycle(self):
         window = self.config.duty_cycle_sample_s
         last = 0.0
-        while True:
+        while self.status is not PodStatus.TERMINATED:
             yield self.env.timeout(window)
             busy = self.busy_seconds()
             self.metrics.duty_cycle_percent = 100.0 * (busy - last) / window

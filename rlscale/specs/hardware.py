@@ -42,6 +42,7 @@ class HardwareSpec(BaseModel):
     hbm_bytes: float = Field(gt=0, description="HBM capacity per chip, bytes.")
     hbm_bytes_per_s: float = Field(gt=0, description="HBM bandwidth per chip, bytes/s.")
     step_model: StepModelParams
+    price_per_chip_hour_usd: float | None = Field(None, ge=0, description="On-demand price per chip-hour, USD.")
     source: str = Field("", description="Where the published figures come from.")
 
     @property

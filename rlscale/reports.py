@@ -1,0 +1,51 @@
+"""Write a run to disk: it describes itself (scenario, command, commit), its KPIs, timeline and plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rlscale.plots import timeline_plot
+from rlscale.scenario import ScenarioConfig
+from rlscale.simulation import RunResult
+from rlscale.timeline import COLUMNS
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def default_folder(scenario: ScenarioConfig) -> Path:
+    return Path("runs") / f"{scenario.name}__seed{scenario.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_run(scenario: ScenarioConfig, result: RunResult, out: Path | None = None) -> Path:
+    """summary.json, timeline.csv and timeline.png in ``out`` (created; never overwrites another run's folder)."""
+    folder = out or default_folder(scenario)
+    if out is None and folder.exists():
+        folder = folder.with_name(folder.name + f"-{time.monotonic_ns() % 10_000}")
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "kpis": result.kpis.as_dict(),
+        "wall_s": result.wall_s,
+        "scenario": scenario.model_dump(mode="json"),
+        "command": sys.argv,
+        "git_commit": git_commit(),
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (folder / "timeline.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(result.timeline)
+    if result.timeline:
+        slo = scenario.slo
+        timeline_plot(result.timeline, folder / "timeline.png", scenario.name, slo.ttft_p99_s, slo.tpot_p99_s)
+    return folder

@@ -1,0 +1,120 @@
+"""Run a scenario: traffic into a fleet, a replica schedule or controller, metrics, timeline, KPIs.
+
+Each subsystem draws from its own random stream spawned from the scenario
+seed (workload, fleet, metrics), so adding randomness to one never shifts
+another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+from tqdm import tqdm
+
+from rlscale.cluster.fleet import Fleet
+from rlscale.kpis import SLO, KPIs, compute_kpis
+from rlscale.metrics.pipeline import ScrapedMetrics
+from rlscale.scenario import ScenarioConfig
+from rlscale.serving.request import Request
+from rlscale.timeline import Timeline
+from rlscale.workload.build import request_stream
+
+PROGRESS_CHUNKS = 100
+
+
+@dataclass
+class Simulation:
+    """Everything a run is made of, wired on one simpy clock."""
+
+    scenario: ScenarioConfig
+    env: simpy.Environment
+    fleet: Fleet
+    metrics: ScrapedMetrics
+    timeline: Timeline
+    requests: list[Request]
+
+    @classmethod
+    def build(cls, scenario: ScenarioConfig) -> Simulation:
+        workload_seq, fleet_seq, metrics_seq = np.random.SeedSequence(scenario.seed).spawn(3)
+        env = simpy.Environment()
+        requests: list[Request] = []
+        timeline = Timeline(env, scenario.timeline_interval_s)
+        fleet = Fleet(env, scenario.pod, scenario.fleet, np.random.default_rng(fleet_seq), on_done=timeline.ended)
+        timeline.watch(fleet, price_per_chip_hour(scenario, fleet))
+        metrics = ScrapedMetrics(env, fleet.scrape_targets, scenario.metrics, np.random.default_rng(metrics_seq))
+        sim = cls(scenario, env, fleet, metrics, timeline, requests)
+        env.process(sim._traffic(request_stream(scenario.workload, workload_seq, scenario.duration_s)))
+        env.process(sim._schedule())
+        return sim
+
+    def _traffic(self, stream):
+        env, fleet, requests, timeline = self.env, self.fleet, self.requests, self.timeline
+        for i, (t, prompt, output) in enumerate(stream):
+            yield env.timeout(t - env.now)
+            request = Request(i, t, prompt, output)
+            requests.append(request)
+            timeline.arrivals += 1
+            fleet.submit(request)
+
+    def _schedule(self):
+        for step in self.scenario.schedule:
+            yield self.env.timeout(step.at_s - self.env.now)
+            self.fleet.set_replicas(step.replicas)
+
+    def every(self, period_s: float, act: Callable[[], None]) -> None:
+        """Call ``act`` every ``period_s`` simulated seconds (a controller's sync loop)."""
+
+        def loop():
+            while True:
+                yield self.env.timeout(period_s)
+                act()
+
+        self.env.process(loop())
+
+    def run(self, progress: bool = False) -> RunResult:
+        duration = self.scenario.duration_s
+        start = time.perf_counter()
+        with tqdm(total=round(duration), unit="sim s", disable=not progress, leave=False) as bar:
+            for k in range(1, PROGRESS_CHUNKS + 1):
+                self.env.run(until=k * duration / PROGRESS_CHUNKS)
+                bar.update(round(k * duration / PROGRESS_CHUNKS) - bar.n)
+        wall = time.perf_counter() - start
+        self.timeline.close()
+        return RunResult(self.kpis(), self.timeline.rows(), wall)
+
+    def kpis(self) -> KPIs:
+        fleet, slo = self.fleet, self.scenario.slo
+        price = price_per_chip_hour(self.scenario, fleet)
+        return compute_kpis(
+            self.requests,
+            self.scenario.duration_s,
+            SLO(slo.ttft_p99_s, slo.tpot_p99_s),
+            ooms=fleet.crashes(),
+            scale_events=len(fleet.scale_events),
+            chip_hours=fleet.chip_hours(),
+            cost_usd=fleet.chip_hours() * price,
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    kpis: KPIs
+    timeline: list[dict[str, float]]
+    wall_s: float
+
+
+def price_per_chip_hour(scenario: ScenarioConfig, fleet: Fleet) -> float:
+    price = scenario.pricing.price_per_chip_hour_usd
+    if price is None:
+        price = fleet.hardware.price_per_chip_hour_usd
+    if price is None:
+        raise ValueError(f"pricing.price_per_chip_hour_usd: no price for {fleet.hardware.name}; set one")
+    return price
+
+
+def run_scenario(scenario: ScenarioConfig, progress: bool = False) -> RunResult:
+    return Simulation.build(scenario).run(progress)

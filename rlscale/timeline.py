@@ -1,0 +1,87 @@
+"""A run's timeline: one row per interval of replicas by phase, traffic, load, HBM, latency and cost.
+
+Rows are ground truth from the simulator (not what a controller sees), for
+plots and analysis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import simpy
+
+from rlscale.cluster.fleet import Fleet, Phase
+from rlscale.serving.request import Request, RequestState
+
+COLUMNS = (
+    "t_s", "desired", "pending", "starting", "ready", "terminating", "nodes", "arrivals", "completed", "failed",
+    "gateway_queue", "prefill_backlog", "slots_used", "hbm_used_frac", "ttft_p50_s", "ttft_p99_s", "tpot_p99_s",
+    "cost_usd",
+)  # fmt: skip
+
+
+class Timeline:
+    def __init__(self, env: simpy.Environment, interval_s: float) -> None:
+        self.env, self.interval_s = env, interval_s
+        self.arrivals = 0
+        self._completed = self._failed = 0
+        self._ttft: list[float] = []
+        self._tpot: list[float] = []
+        self._rows: list[dict[str, float]] = []
+
+    def ended(self, request: Request) -> None:
+        """A request left the system (completed or failed)."""
+        if request.state is RequestState.COMPLETED:
+            self._completed += 1
+            self._ttft.append(request.ttft_s)
+            if request.target_tokens > 1:
+                self._tpot.append(request.tpot_s)
+        else:
+            self._failed += 1
+
+    def watch(self, fleet: Fleet, price_per_chip_hour: float) -> None:
+        self._fleet, self._price = fleet, price_per_chip_hour
+
+        def sample():
+            while True:
+                yield self.env.timeout(self.interval_s)
+                self._rows.append(self._row(fleet, price_per_chip_hour))
+
+        self.env.process(sample())
+
+    def _row(self, fleet: Fleet, price: float) -> dict[str, float]:
+        pods = fleet.serving_pods()
+        ttft, tpot = np.array(self._ttft), np.array(self._tpot)
+        row = {
+            "t_s": self.env.now,
+            "desired": fleet.desired,
+            "pending": fleet.count(Phase.PENDING),
+            "starting": sum(fleet.count(p) for p in (Phase.STARTING, Phase.LOADING, Phase.WARMING)),
+            "ready": fleet.count(Phase.READY),
+            "terminating": fleet.count(Phase.TERMINATING),
+            "nodes": len(fleet.nodes.held()),
+            "arrivals": self.arrivals,
+            "completed": self._completed,
+            "failed": self._failed,
+            "gateway_queue": len(fleet.gateway),
+            "prefill_backlog": sum(len(p.prefill_backlog) for p in pods),
+            "slots_used": float(np.mean([p.active_slots / p.slots for p in pods])) if pods else float("nan"),
+            "hbm_used_frac": float(np.mean([p.hbm_used_bytes() / p.hbm.total_bytes for p in pods]))
+            if pods
+            else float("nan"),
+            "ttft_p50_s": float(np.percentile(ttft, 50)) if ttft.size else float("nan"),
+            "ttft_p99_s": float(np.percentile(ttft, 99)) if ttft.size else float("nan"),
+            "tpot_p99_s": float(np.percentile(tpot, 99)) if tpot.size else float("nan"),
+            "cost_usd": fleet.chip_hours() * price,
+        }
+        self.arrivals = self._completed = self._failed = 0
+        self._ttft.clear()
+        self._tpot.clear()
+        return row
+
+    def close(self) -> None:
+        """End of the run: record the interval in progress (the clock stops just before its sample)."""
+        if not self._rows or self._rows[-1]["t_s"] < self.env.now:
+            self._rows.append(self._row(self._fleet, self._price))
+
+    def rows(self) -> list[dict[str, float]]:
+        return list(self._rows)

@@ -1,0 +1,76 @@
+"""Turn a scenario's workload section into a stream of (arrival_s, prompt_tokens, output_tokens)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from rlscale.scenario import (
+    DiurnalSpec,
+    EmpiricalLengthSpec,
+    FittedLengthSpec,
+    FixedLengthSpec,
+    FlashCrowdSpec,
+    LengthSpec,
+    MMPPSpec,
+    PoissonSpec,
+    RampSpec,
+    StepSpec,
+    WorkloadSpec,
+)
+from rlscale.workload.arrivals import (
+    ArrivalProcess,
+    DiurnalArrivals,
+    FlashCrowdArrivals,
+    MMPPArrivals,
+    PoissonArrivals,
+    RampArrivals,
+    StepArrivals,
+)
+from rlscale.workload.lengths import FixedLengths, LengthSampler, LognormalLengths, fit_lognormal
+from rlscale.workload.traces import TraceReplay, load_trace, trace_lengths
+
+
+def arrival_process(spec) -> ArrivalProcess:
+    if isinstance(spec, PoissonSpec):
+        return PoissonArrivals(spec.rate_per_s)
+    if isinstance(spec, DiurnalSpec):
+        return DiurnalArrivals(spec.mean_rate_per_s, spec.amplitude, spec.period_s, spec.phase_s)
+    if isinstance(spec, StepSpec):
+        return StepArrivals(tuple(spec.steps))
+    if isinstance(spec, RampSpec):
+        return RampArrivals(spec.from_rate_per_s, spec.to_rate_per_s, spec.start_s, spec.end_s)
+    if isinstance(spec, FlashCrowdSpec):
+        return FlashCrowdArrivals(
+            spec.base_rate_per_s, spec.peak_rate_per_s, spec.start_s, spec.rise_s, spec.hold_s, spec.decay_s
+        )
+    if isinstance(spec, MMPPSpec):
+        return MMPPArrivals(tuple(spec.rates_per_s), tuple(spec.mean_sojourn_s))
+    raise TypeError(f"unknown arrival spec {spec!r}")
+
+
+def length_sampler(spec: LengthSpec) -> LengthSampler:
+    if isinstance(spec, FixedLengthSpec):
+        return FixedLengths(spec.prompt_tokens, spec.output_tokens)
+    if isinstance(spec, EmpiricalLengthSpec):
+        return trace_lengths(load_trace(spec.trace))
+    if isinstance(spec, FittedLengthSpec):
+        return fit_lognormal(trace_lengths(load_trace(spec.trace)))
+    return LognormalLengths(spec.prompt_median, spec.prompt_sigma, spec.output_median, spec.output_sigma)
+
+
+def request_stream(
+    spec: WorkloadSpec, seed_seq: np.random.SeedSequence, until_s: float
+) -> Iterator[tuple[float, int, int]]:
+    """Arrivals with their lengths; arrivals and lengths draw from separate streams."""
+    arrival_rng, length_rng = (np.random.default_rng(s) for s in seed_seq.spawn(2))
+    if spec.trace is not None:
+        t = spec.trace
+        replay = TraceReplay(load_trace(t.path, t.format), t.time_scale, t.rate_scale, t.start_s, t.duration_s)
+        yield from replay.times_and_lengths(arrival_rng, until_s)
+        return
+    lengths = length_sampler(spec.lengths)
+    for time_s in arrival_process(spec.arrival).times(arrival_rng, until_s):
+        prompt, output = lengths.sample(length_rng)
+        yield time_s, prompt, output
