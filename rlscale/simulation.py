@@ -15,6 +15,7 @@ import numpy as np
 import simpy
 from tqdm import tqdm
 
+from rlscale.clock import Clock
 from rlscale.cluster.fleet import Fleet
 from rlscale.kpis import SLO, KPIs, compute_kpis
 from rlscale.metrics.pipeline import ScrapedMetrics
@@ -40,25 +41,33 @@ class Simulation:
     @classmethod
     def build(cls, scenario: ScenarioConfig) -> Simulation:
         workload_seq, fleet_seq, metrics_seq = np.random.SeedSequence(scenario.seed).spawn(3)
-        env = simpy.Environment()
+        env = Clock()
         requests: list[Request] = []
         timeline = Timeline(env, scenario.timeline_interval_s)
         fleet = Fleet(env, scenario.pod, scenario.fleet, np.random.default_rng(fleet_seq), on_done=timeline.ended)
         timeline.watch(fleet, price_per_chip_hour(scenario, fleet))
         metrics = ScrapedMetrics(env, fleet.scrape_targets, scenario.metrics, np.random.default_rng(metrics_seq))
         sim = cls(scenario, env, fleet, metrics, timeline, requests)
-        env.process(sim._traffic(request_stream(scenario.workload, workload_seq, scenario.duration_s)))
+        sim._traffic(request_stream(scenario.workload, workload_seq, scenario.duration_s))
         env.process(sim._schedule())
         return sim
 
-    def _traffic(self, stream):
+    def _traffic(self, stream) -> None:
+        """Each arrival schedules the next (a callback chain: cheaper than a generator process)."""
         env, fleet, requests, timeline = self.env, self.fleet, self.requests, self.timeline
-        for i, (t, prompt, output) in enumerate(stream):
-            yield env.timeout(t - env.now)
-            request = Request(i, t, prompt, output)
-            requests.append(request)
-            timeline.arrivals += 1
-            fleet.submit(request)
+        upcoming = enumerate(stream)
+
+        def arrive(request: Request | None = None) -> None:
+            if request is not None:
+                requests.append(request)
+                timeline.arrivals += 1
+                fleet.submit(request)
+            for i, (t, prompt, output) in upcoming:
+                nxt = Request(i, t, prompt, output)
+                env.call_later(t - env.now, lambda r=nxt: arrive(r))
+                return
+
+        arrive()
 
     def _schedule(self):
         for step in self.scenario.schedule:

@@ -10,7 +10,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from rlscale.workload.lengths import azure_lengths, fit_lognormal
+from rlscale.workload.lengths import fit_lognormal
 from rlscale.workload.traces import (
     TraceError,
     TraceReplay,
@@ -52,8 +52,8 @@ def test_bundled_azure_trace(azure, azure_rows):
     )
     assert azure[0] == TraceRequest(0.0, 374, 44)
     lengths = trace_lengths(azure)
-    assert np.array_equal(lengths.prompts, azure_lengths().prompts)
-    assert np.array_equal(lengths.outputs, azure_lengths().outputs)
+    assert np.array_equal(lengths.prompts, [int(r["ContextTokens"]) for r in azure_rows])
+    assert np.array_equal(lengths.outputs, [int(r["GeneratedTokens"]) for r in azure_rows])
 
 
 def test_bundled_name_and_path_agree(azure):

@@ -13,11 +13,14 @@ Pipeline (``jetstream/core/orchestrator.py``, interleaved mode):
   not step while a slot is free and prefill work is pending (interleaved
   priority); otherwise each decode step advances every active slot by one.
 
-One device serialises everything, so the engine is one simpy process that
-picks the next device operation. Decode is advanced analytically: between
-events the batch is constant and step time is affine in the KV tokens read,
-so the time of k steps has a closed form (:class:`DecodeSegment`) and the
-simulation costs O(events) = O(requests), never O(tokens).
+One device serialises everything, so the engine is a state machine on the
+simpy clock: one device operation at a time (prefill, insert, a run of decode
+steps, a restart), each ended by a simpy event whose callback picks the next
+(:meth:`JetStreamPod._kick`). Callbacks instead of a generator process keep
+the cost per event low. Decode is advanced analytically: between events the
+batch is constant and step time is affine in the KV tokens read, so the time
+of k steps has a closed form (:class:`DecodeSegment`) and the simulation costs
+O(events) = O(requests), never O(tokens).
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, partial
+from typing import NamedTuple
 
 import numpy as np
 import simpy
 
-from rlscale.serving.buckets import padded_length
+from rlscale.clock import Clock, call_later
+from rlscale.serving.buckets import prefill_buckets, take_nearest_length
 from rlscale.serving.config import KVMode, PodConfig
 from rlscale.serving.hbm import HBMBudget
 from rlscale.serving.metrics import PodMetrics
@@ -77,8 +82,30 @@ class DecodeSegment:
         return k
 
 
-@dataclass(slots=True, order=True)
-class _Slot:
+class Busy(StrEnum):
+    """What the device is doing."""
+
+    PREFILL = "prefill"
+    INSERT = "insert"
+    DECODE = "decode"
+    RESTART = "restart"
+
+
+@dataclass(slots=True)
+class _Segment:
+    """A run of decode steps in progress."""
+
+    start_s: float
+    start_step: int
+    decode: DecodeSegment
+    steps: int  # planned; cut short when prefill work arrives
+    oom_step: int | None  # the run ends in an OOM after this many steps
+    cut: bool = False
+
+
+class _Slot(NamedTuple):
+    """An occupied decode slot; the active heap orders slots by (finish_step, request_id)."""
+
     finish_step: int
     request_id: int
     insert_step: int
@@ -124,13 +151,14 @@ class JetStreamPod:
         self.arrived = self.completed = self.failed = self.crashes = 0
         self._busy_s = 0.0
         self._busy_since: float | None = None
-        self._wake: simpy.Event | None = None
-        self._interruptible = False
-        self._running_segment: tuple[float, int, DecodeSegment] | None = None  # (start_s, start_step, segment)
+        self._busy: Busy | None = None  # the device operation in progress
+        self._op = 0  # token of the pending operation's end event; bumping it cancels that event
+        self._segment: _Segment | None = None
+        self._buckets = prefill_buckets(self.config.max_prefill_predict_length)
+        self._call_later = env.call_later if isinstance(env, Clock) else partial(call_later, env)
         self._restart_count_since_reset = 0
         self._last_start_s = env.now
         self.metrics = PodMetrics(self)
-        self._engine = env.process(self._run())
         env.process(self._sample_duty_cycle())
 
     # ---- what the outside sees ------------------------------------------------
@@ -142,16 +170,15 @@ class JetStreamPod:
             return
         request.state = RequestState.QUEUED
         request.prefill_tokens = min(request.prompt_tokens, self.config.max_prefill_predict_length)
-        request.padded_tokens = padded_length(request.prefill_tokens, self.config.max_prefill_predict_length)
+        request.padded_tokens = take_nearest_length(self._buckets, request.prefill_tokens)
         request.target_tokens = max(
             1, min(request.output_tokens, self.config.max_target_length - request.prefill_tokens)
         )
         self.prefill_backlog.append(request)
-        if self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
-        elif self._interruptible and self._prefill_ready():
-            self._interruptible = False
-            self._engine.interrupt()
+        if self._busy is None:
+            self._kick()
+        elif self._busy is Busy.DECODE and not self._segment.cut and self._prefill_ready():
+            self._cut_decode()
 
     @property
     def active_slots(self) -> int:
@@ -178,10 +205,10 @@ class JetStreamPod:
 
     def decode_steps_done(self) -> int:
         """Decode steps run so far, counting those of the segment in progress."""
-        if self._running_segment is None:
+        seg = self._segment
+        if seg is None:
             return self._steps
-        start_s, start_step, segment = self._running_segment
-        return start_step + segment.steps_within(self.env.now - start_s)
+        return seg.start_step + min(seg.decode.steps_within(self.env.now - seg.start_s), seg.steps)
 
     def kv_pages(self) -> int:
         """Paged mode: pages held by the active slots now (prompt + tokens generated so far)."""
@@ -204,25 +231,37 @@ class JetStreamPod:
         """SIGKILL: the server process ends and every request it still holds fails."""
         if self.status is PodStatus.TERMINATED:
             return
-        self._set_busy(False)
+        self._stop_device()
         self._set_status(PodStatus.TERMINATED)
         self._fail_all(reason)
 
-    def _run(self):
-        while self.status is not PodStatus.TERMINATED:
+    def _after(self, delay_s: float, then: Callable[[], None]) -> None:
+        """End the current device operation after ``delay_s`` (unless cancelled by bumping ``_op``)."""
+        token = self._op
+        self._call_later(delay_s, lambda: token == self._op and then())
+
+    def _stop_device(self) -> None:
+        self._op += 1
+        self._busy, self._segment = None, None
+        self._set_busy(False)
+
+    def _kick(self) -> None:
+        """The device is free: take the next operation in the orchestrator's priority order."""
+        while self.status is PodStatus.RUNNING and self._busy is None:
             if self.held and len(self._active) < self.slots:
-                yield from self._insert()
+                if self.config.insert_ms:
+                    self._busy = Busy.INSERT
+                    self._set_busy(True)
+                    self._after(self.config.insert_ms * MS, self._insert)
+                    return
+                self._insert()
             elif self._prefill_ready():
-                yield from self._prefill()
+                self._start_prefill()
             elif self._active:
-                yield from self._decode()
+                self._start_decode()
             else:
-                self._set_busy(False)
-                self._wake = self.env.event()
-                yield self._wake
-                self._wake = None
-            if self.status is PodStatus.RESTARTING:
-                yield from self._restart()
+                self._set_busy(False)  # idle until submit()
+                return
 
     def _set_busy(self, busy: bool) -> None:
         if busy and self._busy_since is None:
@@ -231,45 +270,45 @@ class JetStreamPod:
             self._busy_s += self.env.now - self._busy_since
             self._busy_since = None
 
-    def _insert(self):
+    def _insert(self) -> None:
+        self._busy = None
         request = self.held.popleft()
         self._held_tokens -= request.padded_tokens
-        if self.config.insert_ms:
-            self._set_busy(True)
-            yield self.env.timeout(self.config.insert_ms * MS)
-            if self.status is PodStatus.TERMINATED:
-                return
         request.insert_s = self.env.now
         self.metrics.on_insert(request)
         if request.target_tokens <= 1:  # the prefill's token was the whole answer
             self._complete(request)
-            return
-        request.state = RequestState.DECODING
-        slot = _Slot(self._steps + request.target_tokens - 1, request.id, self._steps, request)
-        heapq.heappush(self._active, slot)
-        self._kv_offset += request.prefill_tokens + 1 - self._steps
+        else:
+            request.state = RequestState.DECODING
+            heapq.heappush(
+                self._active, _Slot(self._steps + request.target_tokens - 1, request.id, self._steps, request)
+            )
+            self._kv_offset += request.prefill_tokens + 1 - self._steps
+        self._kick()
 
-    def _prefill(self):
-        request = self.prefill_backlog.popleft()
+    def _start_prefill(self) -> None:
+        request = self.prefill_backlog[0]
         if self.hbm.used_bytes(self.kv_pages(), self._held_tokens + request.padded_tokens) > self.hbm.total_bytes:
-            self.prefill_backlog.appendleft(request)
             self._crash()
             return
+        self.prefill_backlog.popleft()
+        self._busy = Busy.PREFILL
         self._set_busy(True)
         request.state = RequestState.PREFILLING
         request.prefill_start_s = self.env.now
         self.prefilling = request
         self._held_tokens += request.padded_tokens
-        yield self.env.timeout(self._prefill_s(request.padded_tokens))
-        if self.status is PodStatus.TERMINATED:
-            return
-        self.prefilling = None
+        self._after(self._prefill_s(request.padded_tokens), self._prefill_done)
+
+    def _prefill_done(self) -> None:
+        request, self.prefilling, self._busy = self.prefilling, None, None
         request.first_token_s = self.env.now
         request.state = RequestState.HELD
         self.held.append(request)
         self.metrics.on_prefill_end(request)
+        self._kick()
 
-    def _segment(self) -> DecodeSegment:
+    def _decode_segment(self) -> DecodeSegment:
         batch = len(self._active)
         a, b = self._decode_affine[batch]
         if self.config.kv_mode is KVMode.PREALLOCATED:
@@ -298,35 +337,39 @@ class JetStreamPod:
             lo, hi = (mid + 1, hi) if pages(mid) <= free else (lo, mid)
         return lo
 
-    def _decode(self):
-        self._set_busy(True)
-        segment = self._segment()
+    def _start_decode(self) -> None:
+        """Run decode steps until the next completion (or an OOM); an arrival may cut the run short."""
+        decode = self._decode_segment()
         to_finish = self._active[0].finish_step - self._steps
         oom_step = self._steps_until_oom(to_finish)
         steps = to_finish if oom_step is None else oom_step
-        start_s, start_step = self.env.now, self._steps
-        self._running_segment = (start_s, start_step, segment)
-        self._interruptible = True
-        try:
-            yield self.env.timeout(segment.duration_s(steps))
-        except simpy.Interrupt:
-            done = min(segment.steps_within(self.env.now - start_s) + 1, steps)  # the running step completes
-            rest = start_s + segment.duration_s(done) - self.env.now
-            steps, oom_step = done, None if oom_step is None or done < oom_step else oom_step
-            if rest > 0:
-                yield self.env.timeout(rest)
-        self._interruptible = False
-        self._running_segment = None
-        if self.status is PodStatus.TERMINATED:
-            return
-        self._steps = start_step + steps
+        self._busy = Busy.DECODE
+        self._set_busy(True)
+        self._segment = _Segment(self.env.now, self._steps, decode, steps, oom_step)
+        self._after(decode.duration_s(steps), self._decode_done)
+
+    def _cut_decode(self) -> None:
+        """Prefill work arrived: stop after the step now running (JetStream checks between steps)."""
+        seg = self._segment
+        done = min(seg.decode.steps_within(self.env.now - seg.start_s) + 1, seg.steps)
+        if done == seg.steps:
+            return  # the run ends at that step anyway
+        self._op += 1  # cancel the planned end
+        seg.steps, seg.oom_step, seg.cut = done, None, True
+        self._after(seg.start_s + seg.decode.duration_s(done) - self.env.now, self._decode_done)
+
+    def _decode_done(self) -> None:
+        seg, self._segment, self._busy = self._segment, None, None
+        self._steps = seg.start_step + seg.steps
         while self._active and self._active[0].finish_step <= self._steps:
             slot = heapq.heappop(self._active)
             self._kv_offset -= slot.request.prefill_tokens + 1 - slot.insert_step
-            slot.request.finish_s = start_s + segment.duration_s(slot.finish_step - start_step)
+            slot.request.finish_s = seg.start_s + seg.decode.duration_s(slot.finish_step - seg.start_step)
             self._complete(slot.request)
-        if oom_step is not None and steps == oom_step:
+        if seg.oom_step is not None and seg.steps == seg.oom_step and self.status is PodStatus.RUNNING:
             self._crash()
+            return
+        self._kick()
 
     # ---- outcomes -------------------------------------------------------------
     def _complete(self, request: Request) -> None:
@@ -359,32 +402,31 @@ class JetStreamPod:
         self.held.clear()
         self._active.clear()
         self.prefilling = None
-        self._running_segment = None
-        self._interruptible = False
         self._kv_offset = self._held_tokens = 0
         for request in victims:
             self._fail(request, reason)
 
     def _crash(self) -> None:
-        """HBM exhausted: the server process dies and every request it held fails."""
+        """HBM exhausted: the server process dies, every request it held fails, kubelet restarts it."""
         self.crashes += 1
+        self._stop_device()
         self._set_status(PodStatus.RESTARTING)
         self._fail_all("OOM: pod crashed")
-
-    def _restart(self):
-        self._set_busy(False)
         if self.env.now - self._last_start_s >= CRASH_BACKOFF_RESET_S:
             self._restart_count_since_reset = 0
         backoff = min(
             self.config.crash_backoff_initial_s * 2**self._restart_count_since_reset, self.config.crash_backoff_max_s
         )
         self._restart_count_since_reset += 1
-        yield self.env.timeout(backoff + self.config.restart_s)
-        if self.status is PodStatus.TERMINATED:
-            return
+        self._busy = Busy.RESTART
+        self._after(backoff + self.config.restart_s, self._restarted)
+
+    def _restarted(self) -> None:
+        self._busy = None
         self.metrics.reset()  # a new server process exports fresh series
-        self._set_status(PodStatus.RUNNING)
         self._last_start_s = self.env.now
+        self._set_status(PodStatus.RUNNING)
+        self._kick()
 
     def _sample_duty_cycle(self):
         window = self.config.duty_cycle_sample_s

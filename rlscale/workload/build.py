@@ -31,6 +31,8 @@ from rlscale.workload.arrivals import (
 from rlscale.workload.lengths import FixedLengths, LengthSampler, LognormalLengths, fit_lognormal
 from rlscale.workload.traces import TraceReplay, load_trace, trace_lengths
 
+LENGTH_BLOCK = 4096
+
 
 def arrival_process(spec) -> ArrivalProcess:
     if isinstance(spec, PoissonSpec):
@@ -71,6 +73,10 @@ def request_stream(
         yield from replay.times_and_lengths(arrival_rng, until_s)
         return
     lengths = length_sampler(spec.lengths)
+    prompts: list[int] = []
+    outputs: list[int] = []
     for time_s in arrival_process(spec.arrival).times(arrival_rng, until_s):
-        prompt, output = lengths.sample(length_rng)
-        yield time_s, prompt, output
+        if not prompts:  # draw lengths in blocks: one numpy call per LENGTH_BLOCK requests
+            p, o = lengths.sample_batch(length_rng, LENGTH_BLOCK)
+            prompts, outputs = p.tolist()[::-1], o.tolist()[::-1]
+        yield time_s, prompts.pop(), outputs.pop()

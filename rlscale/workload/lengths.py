@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal, Protocol
@@ -17,6 +15,10 @@ BUNDLED_TRACES = {"azure-conv": "AzureLLMInferenceTrace_conv.csv"}
 class LengthSampler(Protocol):
     def sample(self, rng: np.random.Generator) -> tuple[int, int]: ...
 
+    def sample_batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` (prompt, output) draws at once: the simulator's hot path draws in blocks."""
+        ...
+
 
 @dataclass(frozen=True)
 class FixedLengths:
@@ -25,6 +27,9 @@ class FixedLengths:
 
     def sample(self, rng: np.random.Generator) -> tuple[int, int]:
         return self.prompt_tokens, self.output_tokens
+
+    def sample_batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(n, self.prompt_tokens), np.full(n, self.output_tokens)
 
 
 @dataclass(frozen=True)
@@ -38,29 +43,16 @@ class EmpiricalLengths:
         i = int(rng.integers(len(self.prompts)))
         return int(self.prompts[i]), int(self.outputs[i])
 
+    def sample_batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        i = rng.integers(len(self.prompts), size=n)
+        return self.prompts[i], self.outputs[i]
+
 
 def trace_text(trace: str | Path) -> tuple[str, str]:
     """The text of a trace file and the name to quote in errors: a bundled name (``azure-conv``) or a path."""
     if str(trace) in BUNDLED_TRACES:
         return resources.files("rlscale.workload").joinpath("data", BUNDLED_TRACES[str(trace)]).read_text(), str(trace)
     return Path(trace).read_text(), str(trace)
-
-
-@cache
-def azure_lengths(trace: str | Path = "azure-conv") -> EmpiricalLengths:
-    """Lengths of an Azure LLM inference trace CSV (bundled name or path)."""
-    text, where = trace_text(trace)
-    prompts, outputs = [], []
-    for line, row in enumerate(csv.DictReader(text.splitlines()), start=2):
-        try:
-            p, o = int(row["ContextTokens"]), int(row["GeneratedTokens"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{where}:{line}: expected integer ContextTokens and GeneratedTokens ({exc})") from exc
-        if p < 1 or o < 1:
-            raise ValueError(f"{where}:{line}: token counts must be >= 1, got {p}, {o}")
-        prompts.append(p)
-        outputs.append(o)
-    return EmpiricalLengths(np.array(prompts), np.array(outputs))
 
 
 @dataclass(frozen=True)
@@ -98,6 +90,15 @@ class LognormalLengths:
     def sample(self, rng: np.random.Generator) -> tuple[int, int]:
         prompt = self._draw(rng, self.prompt_median, self.prompt_sigma, self.max_prompt)
         return prompt, self._draw(rng, self.output_median, self.output_sigma, self.max_output)
+
+    def sample_batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        def draw(median: float, sigma: float, cap: int | None) -> np.ndarray:
+            tokens = np.maximum(1, np.rint(rng.lognormal(np.log(median), sigma, size=n))).astype(np.int64)
+            return tokens if cap is None else np.minimum(tokens, cap)
+
+        return draw(self.prompt_median, self.prompt_sigma, self.max_prompt), draw(
+            self.output_median, self.output_sigma, self.max_output
+        )
 
 
 def fit_lognormal(
