@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/rlscale simulate envs/single-pod.yaml
+	$(BIN)/rlscale simulate --scenario envs/single-pod.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
