@@ -113,7 +113,6 @@ class PodMetrics:
     def __init__(self, pod: JetStreamPod) -> None:
         self.pod = pod
         self.duty_cycle_percent = 0.0
-        self.successes = 0
         self.queue_duration = LazyHistogram(
             "jetstream_queue_duration", "The total time each request spends enqueued in seconds", QUEUE_DURATION_BUCKETS
         )
@@ -142,6 +141,7 @@ class PodMetrics:
         )
         self.histograms = (self.queue_duration, self.input_length, self.output_length, self.ttft, self.tpot,
                            self.prefill_token_time, self.request_time, self.wait_time)  # fmt: skip
+        self.reset()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self._jetstream))
         self.device_registry = CollectorRegistry(auto_describe=False)
@@ -152,26 +152,47 @@ class PodMetrics:
         for h in self.histograms:
             h.reset()
         self.successes = 0
+        self._prefilled: list[Request] = []
+        self._inserted: list[Request] = []
+        self._completed: list[Request] = []
 
     # ---- observations, where the orchestrator makes them ----------------------
+    # The hot path only remembers the request; values are derived from its
+    # timestamps when a page is scraped (they never change once stamped).
     def on_prefill_end(self, req: Request) -> None:
-        prefill_s = req.first_token_s - req.prefill_start_s
-        self.ttft.observe(prefill_s)
-        self.input_length.observe(req.prefill_tokens)
-        self.prefill_token_time.observe(prefill_s / req.prefill_tokens)
+        self._prefilled.append(req)
 
     def on_insert(self, req: Request) -> None:
-        self.queue_duration.observe(req.insert_s - req.arrival_s - (req.first_token_s - req.prefill_start_s))
+        self._inserted.append(req)
 
     def on_complete(self, req: Request) -> None:
-        decode_s = req.finish_s - req.first_token_s
-        self.successes += 1
-        self.output_length.observe(req.target_tokens)
-        self.tpot.observe(decode_s / req.target_tokens)
-        self.request_time.observe(decode_s)
-        self.wait_time.observe(
-            req.latency_s - (req.first_token_s - req.prefill_start_s) - (req.finish_s - req.insert_s)
-        )
+        self._completed.append(req)
+
+    def _observe_pending(self) -> None:
+        if self._prefilled:
+            prefill_s = [r.first_token_s - r.prefill_start_s for r in self._prefilled]
+            tokens = [r.prefill_tokens for r in self._prefilled]
+            self.ttft.pending.extend(prefill_s)
+            self.input_length.pending.extend(tokens)
+            self.prefill_token_time.pending.extend(np.divide(prefill_s, tokens).tolist())
+            self._prefilled = []
+        if self._inserted:
+            self.queue_duration.pending.extend(
+                r.insert_s - r.arrival_s - (r.first_token_s - r.prefill_start_s) for r in self._inserted
+            )
+            self._inserted = []
+        if self._completed:
+            done = self._completed
+            decode_s = [r.finish_s - r.first_token_s for r in done]
+            outputs = [r.target_tokens for r in done]
+            self.successes += len(done)
+            self.output_length.pending.extend(outputs)
+            self.tpot.pending.extend(np.divide(decode_s, outputs).tolist())
+            self.request_time.pending.extend(decode_s)
+            self.wait_time.pending.extend(
+                r.latency_s - (r.first_token_s - r.prefill_start_s) - (r.finish_s - r.insert_s) for r in done
+            )
+            self._completed = []
 
     # ---- the pages ------------------------------------------------------------
     def gauges(self) -> dict[str, float]:
@@ -195,6 +216,7 @@ class PodMetrics:
         names by parsing the text page or querying Prometheus.
         """
         values = self.gauges()
+        self._observe_pending()
         for h in self.histograms:
             h.flush()
             values[h.name + "_sum"], values[h.name + "_count"] = h.values_sum, h.total
@@ -215,6 +237,7 @@ class PodMetrics:
         with_idx = {**pid, "idx": "0"}
         for name, value in self.gauges().items():
             yield _gauge(name, GAUGE_HELP[name], with_idx if name in GAUGES_WITH_IDX else pid, value)
+        self._observe_pending()
         for h in self.histograms:
             yield h.family(pid)
         success = CounterMetricFamily(
