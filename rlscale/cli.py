@@ -140,6 +140,9 @@ def simulate(
         str | None, typer.Option(help="Replay this trace (Azure CSV / Mooncake JSONL, or azure-conv).")
     ] = None,
     replicas: Annotated[int | None, typer.Option(min=0, help="Fixed replica count (replaces the schedule).")] = None,
+    agent: Annotated[
+        Path | None, typer.Option(help="Autoscale with this agent (agents/*.yaml, e.g. an HPA manifest).")
+    ] = None,
     rate: Annotated[float | None, typer.Option(help="Override a Poisson scenario's arrival rate, requests/s.")] = None,
     duration: Annotated[float | None, typer.Option(help="Simulated time, s.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same run).")] = None,
@@ -149,6 +152,7 @@ def simulate(
     json_out: Annotated[bool, typer.Option("--json", help="Print the KPI summary as JSON on stdout.")] = False,
 ) -> None:
     """Simulate a JetStream fleet under a scenario; write summary.json, timeline.csv and timeline.png."""
+    from rlscale.policies.loader import load_agent
     from rlscale.reports import write_run
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.serving.hbm import PodStartupError
@@ -160,10 +164,13 @@ def simulate(
             load_scenario(scenario), model=model, hardware=hardware, rate_per_s=rate, replicas=replicas,
             trace=trace, duration_s=duration, seed=seed,
         )  # fmt: skip
-        result = run_scenario(sc, progress=not json_out)
+        autoscaler = load_agent(agent) if agent else None
+        if autoscaler is not None:
+            sc = sc.model_copy(update={"schedule": []})  # the agent decides the replica count
+        result = run_scenario(sc, progress=not json_out, autoscaler=autoscaler)
     except (SpecError, PodStartupError, TraceError, ValueError, OSError) as exc:
         _fail(exc)
-    folder = write_run(sc, result, out)
+    folder = write_run(sc, result, out, agent=str(agent) if agent else None)
     summary = json.dumps(result.kpis.as_dict() | {"wall_s": round(result.wall_s, 3), "out": str(folder)})
     if json_out:
         typer.echo(summary)

@@ -27,7 +27,7 @@ def default_folder(scenario: ScenarioConfig) -> Path:
     return Path("runs") / f"{scenario.name}__seed{scenario.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def write_run(scenario: ScenarioConfig, result: RunResult, out: Path | None = None) -> Path:
+def write_run(scenario: ScenarioConfig, result: RunResult, out: Path | None = None, agent: str | None = None) -> Path:
     """summary.json, timeline.csv and timeline.png in ``out`` (created; never overwrites another run's folder)."""
     folder = out or default_folder(scenario)
     if out is None and folder.exists():
@@ -37,6 +37,7 @@ def write_run(scenario: ScenarioConfig, result: RunResult, out: Path | None = No
         "kpis": result.kpis.as_dict(),
         "wall_s": result.wall_s,
         "scenario": scenario.model_dump(mode="json"),
+        "agent": agent,
         "command": sys.argv,
         "git_commit": git_commit(),
     }
@@ -47,5 +48,6 @@ def write_run(scenario: ScenarioConfig, result: RunResult, out: Path | None = No
         writer.writerows(result.timeline)
     if result.timeline:
         slo = scenario.slo
-        timeline_plot(result.timeline, folder / "timeline.png", scenario.name, slo.ttft_p99_s, slo.tpot_p99_s)
+        title = f"{scenario.name} — {Path(agent).stem}" if agent else scenario.name
+        timeline_plot(result.timeline, folder / "timeline.png", title, slo.ttft_p99_s, slo.tpot_p99_s)
     return folder

@@ -8,7 +8,6 @@ another.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ from rlscale.clock import Clock
 from rlscale.cluster.fleet import Fleet
 from rlscale.kpis import SLO, KPIs, compute_kpis
 from rlscale.metrics.pipeline import ScrapedMetrics
+from rlscale.policies.base import Autoscaler, ClusterState
 from rlscale.scenario import ScenarioConfig
 from rlscale.serving.request import Request
 from rlscale.timeline import Timeline
@@ -74,15 +74,28 @@ class Simulation:
             yield self.env.timeout(step.at_s - self.env.now)
             self.fleet.set_replicas(step.replicas)
 
-    def every(self, period_s: float, act: Callable[[], None]) -> None:
-        """Call ``act`` every ``period_s`` simulated seconds (a controller's sync loop)."""
+    def state(self) -> ClusterState:
+        """What a controller reads now: scale subresource, pods, metrics API."""
+        fleet = self.fleet
+        return ClusterState(
+            now_s=self.env.now,
+            spec_replicas=fleet.desired,
+            status_replicas=len(fleet.live_replicas()),
+            pods=fleet.pod_infos(),
+            metrics=self.metrics,
+        )
 
-        def loop():
+    def attach(self, autoscaler: Autoscaler) -> None:
+        """Run ``autoscaler`` every sync period: collect → recommend → actuate (a deployments/scale PATCH)."""
+
+        def sync():
             while True:
-                yield self.env.timeout(period_s)
-                act()
+                yield self.env.timeout(autoscaler.sync_period_s)
+                desired = autoscaler.recommend(self.state())
+                if desired is not None and desired != self.fleet.desired:
+                    self.fleet.set_replicas(desired)
 
-        self.env.process(loop())
+        self.env.process(sync())
 
     def run(self, progress: bool = False) -> RunResult:
         duration = self.scenario.duration_s
@@ -125,5 +138,9 @@ def price_per_chip_hour(scenario: ScenarioConfig, fleet: Fleet) -> float:
     return price
 
 
-def run_scenario(scenario: ScenarioConfig, progress: bool = False) -> RunResult:
-    return Simulation.build(scenario).run(progress)
+def run_scenario(scenario: ScenarioConfig, progress: bool = False, autoscaler: Autoscaler | None = None) -> RunResult:
+    """Run a scenario with its replica schedule, or under ``autoscaler``."""
+    sim = Simulation.build(scenario)
+    if autoscaler is not None:
+        sim.attach(autoscaler)
+    return sim.run(progress)

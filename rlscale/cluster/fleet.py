@@ -22,6 +22,7 @@ import simpy
 from rlscale.cluster.config import FleetConfig
 from rlscale.cluster.nodes import Node, NodePool
 from rlscale.cluster.routing import make_router
+from rlscale.hpa.replica_calculator import PodInfo, PodPhase
 from rlscale.serving.buckets import prefill_buckets
 from rlscale.serving.config import PodConfig
 from rlscale.serving.hbm import HBMBudget
@@ -142,6 +143,16 @@ class Fleet:
     def live_replicas(self) -> list[Replica]:
         """Replicas counted by the Deployment (not terminating, not gone)."""
         return [r for r in self.replicas if r.phase < Phase.TERMINATING]
+
+    def pod_infos(self) -> tuple[PodInfo, ...]:
+        """The Deployment's pods as the Kubernetes API lists them (for a controller's pod grouping)."""
+        infos = []
+        for r in self.replicas:
+            if r.phase is Phase.GONE:
+                continue
+            phase = PodPhase.PENDING if r.phase is Phase.PENDING else PodPhase.RUNNING
+            infos.append(PodInfo(r.name, phase, ready=r.serving, deletion=r.phase is Phase.TERMINATING))
+        return tuple(infos)
 
     def count(self, phase: Phase) -> int:
         return sum(r.phase is phase for r in self.replicas)

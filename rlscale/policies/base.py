@@ -1,0 +1,30 @@
+"""What every autoscaling policy sees and answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rlscale.hpa.replica_calculator import PodInfo
+from rlscale.metrics.pipeline import MetricsView
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """A controller's view at one sync: what the Kubernetes and custom-metrics APIs return."""
+
+    now_s: float
+    spec_replicas: int  # deployments/scale .spec.replicas
+    status_replicas: int  # deployments/scale .status.replicas (pods not terminating)
+    pods: tuple[PodInfo, ...]  # the pods the selector matches, terminating ones included
+    metrics: MetricsView
+
+
+class Autoscaler(Protocol):
+    """A policy: every ``sync_period_s`` it may recommend a new replica count."""
+
+    sync_period_s: float
+
+    def recommend(self, state: ClusterState) -> int | None:
+        """The desired replica count, or None to leave the scale as it is."""
+        ...

@@ -1,0 +1,67 @@
+"""The Horizontal Pod Autoscaler as a policy: upstream's algorithm (rlscale.hpa) on the metrics pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlscale.hpa import ControllerConfig, HorizontalController
+from rlscale.hpa.spec import ExternalMetric, HPASpec, PodsMetric
+from rlscale.policies.base import ClusterState
+from rlscale.specs.catalog import read_document
+
+
+def sample_name(metric_name: str) -> str:
+    """The Prometheus sample behind an adapter's metric name.
+
+    Google Cloud Managed Service for Prometheus exposes ``jetstream_prefill_backlog_size``
+    to the HPA as ``prometheus.googleapis.com|jetstream_prefill_backlog_size|gauge``;
+    a prometheus-adapter rule exposes it under its own name.
+    """
+    parts = metric_name.split("|")
+    return parts[1] if len(parts) == 3 else metric_name
+
+
+def to_milli(value: float) -> int:
+    """A metric value as the adapter hands it over: a quantity in milli-units."""
+    return round(value * 1000)
+
+
+class HPAPolicy:
+    """One HorizontalPodAutoscaler reading Pods/External metrics through the pipeline."""
+
+    def __init__(self, spec: HPASpec, config: ControllerConfig | None = None) -> None:
+        self.spec = spec
+        self.controller = HorizontalController(spec, config)
+        self.sync_period_s = self.controller.config.sync_period_s
+
+    @classmethod
+    def from_manifest(cls, doc: dict, config: ControllerConfig | None = None) -> HPAPolicy:
+        return cls(HPASpec.from_manifest(doc), config)
+
+    @classmethod
+    def from_file(cls, path: str | Path, config: ControllerConfig | None = None) -> HPAPolicy:
+        return cls.from_manifest(read_document(Path(path)), config)
+
+    def recommend(self, state: ClusterState) -> int | None:
+        proposals = []
+        for metric in self.spec.metrics:
+            name = sample_name(metric.name)
+            if isinstance(metric, PodsMetric):
+                values = {pod: to_milli(v) for pod, v in state.metrics.pods_metric(name).items()}
+                proposals.append(
+                    self.controller.replicas_for_metric(
+                        metric, state.spec_replicas, state.status_replicas, pods=state.pods, pod_values_milli=values
+                    )
+                )
+            elif isinstance(metric, ExternalMetric):
+                value = state.metrics.external_metric(name)
+                proposals.append(
+                    self.controller.replicas_for_metric(
+                        metric,
+                        state.spec_replicas,
+                        state.status_replicas,
+                        pods=state.pods,
+                        external_values_milli=None if value is None else [to_milli(value)],
+                    )
+                )
+        return self.controller.reconcile(state.now_s, state.spec_replicas, proposals)
