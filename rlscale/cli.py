@@ -164,9 +164,7 @@ def simulate(
             load_scenario(scenario), model=model, hardware=hardware, rate_per_s=rate, replicas=replicas,
             trace=trace, duration_s=duration, seed=seed,
         )  # fmt: skip
-        autoscaler = load_agent(agent) if agent else None
-        if autoscaler is not None:
-            sc = sc.model_copy(update={"schedule": []})  # the agent decides the replica count
+        autoscaler = load_agent(agent, sc) if agent else None
         result = run_scenario(sc, progress=not json_out, autoscaler=autoscaler)
     except (SpecError, PodStartupError, TraceError, ValueError, OSError) as exc:
         _fail(exc)

@@ -139,7 +139,9 @@ def price_per_chip_hour(scenario: ScenarioConfig, fleet: Fleet) -> float:
 
 
 def run_scenario(scenario: ScenarioConfig, progress: bool = False, autoscaler: Autoscaler | None = None) -> RunResult:
-    """Run a scenario with its replica schedule, or under ``autoscaler``."""
+    """Run a scenario with its replica schedule, or under ``autoscaler`` (which then replaces the schedule)."""
+    if autoscaler is not None:
+        scenario = scenario.model_copy(update={"schedule": []})
     sim = Simulation.build(scenario)
     if autoscaler is not None:
         sim.attach(autoscaler)
