@@ -40,7 +40,7 @@ class Simulation:
 
     @classmethod
     def build(cls, scenario: ScenarioConfig) -> Simulation:
-        workload_seq, fleet_seq, metrics_seq = np.random.SeedSequence(scenario.seed).spawn(3)
+        workload_seq, fleet_seq, metrics_seq = seed_streams(scenario)
         env = Clock()
         requests: list[Request] = []
         timeline = Timeline(env, scenario.timeline_interval_s)
@@ -127,6 +127,16 @@ class RunResult:
     kpis: KPIs
     timeline: list[dict[str, float]]
     wall_s: float
+
+
+def seed_streams(scenario: ScenarioConfig) -> list[np.random.SeedSequence]:
+    """The independent random streams of a run: workload, fleet, metrics pipeline."""
+    return np.random.SeedSequence(scenario.seed).spawn(3)
+
+
+def arrivals(scenario: ScenarioConfig) -> list[tuple[float, int, int]]:
+    """The exact (time, prompt, output) requests a run of ``scenario`` will see (for clairvoyant planning)."""
+    return list(request_stream(scenario.workload, seed_streams(scenario)[0], scenario.duration_s))
 
 
 def price_per_chip_hour(scenario: ScenarioConfig, fleet: Fleet) -> float:
