@@ -3,19 +3,94 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from rlscale.hpa.spec import SpecError as HPASpecError
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.hpa import HPAPolicy
+from rlscale.policies.kpa import KPAConfig, KPAPolicy
+from rlscale.policies.oracle import ClairvoyantOracle, OracleConfig
+from rlscale.policies.saturation import SaturationConfig, SaturationPolicy
+from rlscale.policies.static import StaticConfig, StaticPolicy, cheapest_static_replicas
 from rlscale.scenario import ScenarioConfig
-from rlscale.specs.catalog import SpecError, read_document
+from rlscale.specs.catalog import SpecError, read_document, validate
+
+
+class _AgentFile(BaseModel):
+    """An rlscale agent file: ``kind`` plus a ``spec`` of the policy's config (Kubernetes-like layout)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    apiVersion: str | None = None  # the manifest's own spelling
+    kind: str
+    metadata: dict[str, Any] | None = None
+
+
+class _KPAFile(_AgentFile):
+    spec: KPAConfig = KPAConfig()
+
+
+class _SaturationFile(_AgentFile):
+    spec: SaturationConfig = SaturationConfig()
+
+
+class _StaticFile(_AgentFile):
+    spec: StaticConfig = StaticConfig()
+
+
+class _OracleFile(_AgentFile):
+    spec: OracleConfig = OracleConfig()
+
+
+def _kpa(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+    return KPAPolicy(validate(_KPAFile, doc, str(path)).spec)
+
+
+def _saturation(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+    return SaturationPolicy(validate(_SaturationFile, doc, str(path)).spec)
+
+
+def _static(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+    spec = validate(_StaticFile, doc, str(path)).spec
+    if spec.replicas != "cheapest":
+        return StaticPolicy(spec.replicas, spec.sync_period_s)
+    if scenario is None:
+        raise SpecError(f"{path}: spec.replicas: 'cheapest' searches the scenario's runs; pass the scenario")
+    replicas = cheapest_static_replicas(
+        scenario, spec.seeds, spec.max_replicas, spec.slo_attainment, min_replicas=spec.min_replicas
+    )
+    if replicas is None:
+        raise SpecError(
+            f"{path}: spec.replicas: no fixed count in [{spec.min_replicas}, {spec.max_replicas}] reaches "
+            f"{spec.slo_attainment} SLO attainment on seeds {spec.seeds} of scenario {scenario.name!r}"
+        )
+    return StaticPolicy(replicas, spec.sync_period_s)
+
+
+def _oracle(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+    spec = validate(_OracleFile, doc, str(path)).spec
+    if scenario is None:
+        raise SpecError(f"{path}: kind: a ClairvoyantOracle plans a given scenario's future; pass the scenario")
+    return ClairvoyantOracle(scenario, spec)
+
+
+LOADERS = {
+    "KnativePodAutoscaler": _kpa,
+    "SaturationAutoscaler": _saturation,
+    "StaticReplicas": _static,
+    "ClairvoyantOracle": _oracle,
+}
 
 
 def load_agent(path: str | Path, scenario: ScenarioConfig | None = None) -> Autoscaler:
     """An agent file: a Kubernetes ``autoscaling/v2`` HorizontalPodAutoscaler manifest, or an rlscale agent.
 
-    ``scenario`` is the scenario the agent will run in; agents that plan ahead
-    (the clairvoyant oracle) or search (the best static count) need it.
+    rlscale agents are ``kind: KnativePodAutoscaler``, ``SaturationAutoscaler``,
+    ``StaticReplicas`` or ``ClairvoyantOracle`` with a ``spec:`` of the policy's config. ``scenario`` is
+    the scenario the agent will run in; agents that plan ahead (the clairvoyant
+    oracle) or search (the best static count) need it.
     """
     path = Path(path)
     doc = read_document(path)
@@ -25,4 +100,7 @@ def load_agent(path: str | Path, scenario: ScenarioConfig | None = None) -> Auto
             return HPAPolicy.from_manifest(doc)
         except HPASpecError as exc:
             raise SpecError(f"{path}: {exc}") from exc
-    raise SpecError(f"{path}: kind: expected HorizontalPodAutoscaler, got {kind!r}")
+    if kind in LOADERS:
+        return LOADERS[kind](doc, path, scenario)
+    kinds = ", ".join(["HorizontalPodAutoscaler", *LOADERS])
+    raise SpecError(f"{path}: kind: expected {kinds}; got {kind!r}")
