@@ -191,5 +191,32 @@ def simulate(
     typer.echo(f"  wrote      {folder}/summary.json, timeline.csv, timeline.png")
 
 
+@app.command()
+def compare(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML (see experiments/).")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/compare/<name>__<time>).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Parallel processes (default: the experiment's, else CPU count).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
+    ] = None,
+) -> None:
+    """Run every agent on every scenario under every seed; write results.csv, report.md and plots; log to MLflow."""
+    from rlscale.experiments.compare import compare as run_comparison
+    from rlscale.experiments.runner import RunFailed
+    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        result = run_comparison(experiment, out, workers=workers, tracking_uri=uri)
+    except (SpecError, RunFailed, TrackingError, OSError) as exc:
+        _fail(exc)
+    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s")
+    typer.echo(f"  wrote  {result.out}/report.md, results.csv, pareto.png, timelines_*.png, timelines/")
+    typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
+
+
 def main() -> None:
     app()

@@ -1,0 +1,146 @@
+"""Write a comparison to disk: every run's numbers (CSV), its timelines, and a report with CIs over seeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlscale.experiments.config import MIN_SEEDS_FOR_CI, Experiment
+from rlscale.experiments.runner import RunRecord
+from rlscale.experiments.stats import CONFIDENCE, Interval
+from rlscale.timeline import COLUMNS as TIMELINE_COLUMNS
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    """One column of a scenario's table: its header, the results.csv column it summarises, how to print it."""
+
+    header: str
+    column: str
+    fmt: Callable[[float], str]
+
+
+def _fixed(digits: int) -> Callable[[float], str]:
+    return lambda x: f"{x:,.{digits}f}"
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+REPORT_COLUMNS = (  # the two axes of the trade-off first, then what went wrong, then the latency detail
+    ReportColumn("cost $", "cost_usd", _fixed(2)),
+    ReportColumn("chip-hours", "chip_hours", _fixed(2)),
+    ReportColumn("SLO attained %", "slo_attainment", _percent),
+    ReportColumn("failed", "failed", _fixed(1)),
+    ReportColumn("unfinished", "in_flight", _fixed(1)),
+    ReportColumn("OOMs", "ooms", _fixed(1)),
+    ReportColumn("scale events", "scale_events", _fixed(1)),
+    *(
+        ReportColumn(f"{label} p{q} s", f"{column}_p{q}_s", _fixed(3))
+        for label, column in (("TTFT", "ttft"), ("TPOT", "tpot"), ("latency", "latency"))
+        for q in (50, 95, 99)
+    ),
+)
+
+
+def cell(interval: Interval, fmt: Callable[[float], str]) -> str:
+    """``mean ± half-width``; a lone value without the ±; ``n/a`` when no run measured it."""
+    if interval.n == 0:
+        return "n/a"
+    if math.isnan(interval.half_width):
+        return fmt(interval.mean)
+    return f"{fmt(interval.mean)} ± {fmt(interval.half_width)}"
+
+
+def write_results_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_timelines(folder: Path, records: Sequence[RunRecord]) -> dict[str, Path]:
+    """``<scenario>__<agent>__seed<k>.csv`` per run (the simulator's ground truth, one row per interval)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for record in records:
+        path = folder / f"{record.label}.csv"
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=TIMELINE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(record.timeline)
+        paths[record.label] = path
+    return paths
+
+
+def write_manifest(path: Path, experiment: Experiment, git_commit: str, wall_s: float, workers: int) -> None:
+    """``experiment.json``: the experiment as run (resolved paths, seeds), the command and commit: the run describes
+    itself."""
+    manifest = {
+        "experiment": experiment.config.model_dump(mode="json"),
+        "file": str(experiment.path),
+        "scenario_paths": [str(p) for p in experiment.scenario_paths],
+        "agent_paths": [str(p) for p in experiment.agent_paths],
+        "workers": workers,
+        "wall_s": wall_s,
+        "command": sys.argv,
+        "git_commit": git_commit,
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def report_markdown(
+    experiment: Experiment,
+    summary: dict[tuple[str, str], dict[str, Interval]],
+    *,
+    runs: int,
+    git_commit: str,
+    wall_s: float,
+    figures: Sequence[str] = (),
+) -> str:
+    """``report.md``: one table per scenario, one row per agent, each cell the mean and 95% CI over seeds
+    (``summary`` as ``stats.summarize`` gives it, over at least the ``REPORT_COLUMNS``)."""
+    seeds = experiment.seeds
+    lines = [
+        f"# Comparison: {experiment.name}",
+        "",
+        *([experiment.config.description, ""] if experiment.config.description else []),
+        f"- experiment: `{experiment.path}`; git commit `{git_commit or 'unknown'}`",
+        f"- {len(experiment.scenarios)} scenarios × {len(experiment.agent_paths)} agents × {len(seeds)} seeds "
+        f"({', '.join(map(str, seeds))}) = {runs} runs in {wall_s:,.1f} s",
+        f"- each cell: mean ± half-width of the {CONFIDENCE:.0%} confidence interval over seeds "
+        f"(Student t, n−1 degrees of freedom); latency percentiles are per run, then averaged",
+        "- SLO attained: share of ended requests (completed or failed) within both the TTFT and the TPOT objective; "
+        "requests still queued or running when the run stops are not counted there but under *unfinished*",
+    ]
+    if len(seeds) < MIN_SEEDS_FOR_CI:
+        lines.append(
+            f"- **only {len(seeds)} seed(s): too few for the intervals to mean much (use ≥{MIN_SEEDS_FOR_CI})**"
+        )
+    for scenario in experiment.scenarios:
+        slo = scenario.slo
+        lines += [
+            "",
+            f"## {scenario.name}",
+            "",
+            f"{scenario.description or ''} {scenario.duration_s:g} s simulated; SLOs: TTFT ≤ {slo.ttft_p99_s:g} s, "
+            f"TPOT ≤ {slo.tpot_p99_s:g} s.".strip(),
+            "",
+            "| agent | " + " | ".join(c.header for c in REPORT_COLUMNS) + " |",
+            "|---|" + "---:|" * len(REPORT_COLUMNS),
+        ]
+        for agent in experiment.agent_names:
+            intervals = summary.get((scenario.name, agent), {})
+            cells = [cell(intervals[c.column], c.fmt) if c.column in intervals else "n/a" for c in REPORT_COLUMNS]
+            lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{Path(f).stem}]({f})" for f in figures]
+    return "\n".join(lines) + "\n"
