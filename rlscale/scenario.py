@@ -122,6 +122,7 @@ class SLOSpec(_Strict):
 
     ttft_p99_s: float = Field(2.0, gt=0, description="Time to first token from arrival, queueing included, s.")
     tpot_p99_s: float = Field(0.2, gt=0, description="Time per output token, s.")
+    e2e_s: float | None = Field(None, gt=0, description="Optional end-to-end latency objective, s.")
 
 
 class PricingSpec(_Strict):

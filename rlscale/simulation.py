@@ -114,7 +114,7 @@ class Simulation:
         return compute_kpis(
             self.requests,
             self.scenario.duration_s,
-            SLO(slo.ttft_p99_s, slo.tpot_p99_s),
+            SLO(slo.ttft_p99_s, slo.tpot_p99_s, slo.e2e_s),
             ooms=fleet.crashes(),
             scale_events=len(fleet.scale_events),
             chip_hours=fleet.chip_hours(),

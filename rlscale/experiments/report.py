@@ -38,6 +38,9 @@ REPORT_COLUMNS = (  # the two axes of the trade-off first, then what went wrong,
     ReportColumn("cost $", "cost_usd", _fixed(2)),
     ReportColumn("chip-hours", "chip_hours", _fixed(2)),
     ReportColumn("SLO attained %", "slo_attainment", _percent),
+    ReportColumn("TTFT SLO %", "ttft_attainment", _percent),
+    ReportColumn("TPOT SLO %", "tpot_attainment", _percent),
+    ReportColumn("e2e SLO %", "e2e_attainment", _percent),
     ReportColumn("failed", "failed", _fixed(1)),
     ReportColumn("unfinished", "in_flight", _fixed(1)),
     ReportColumn("OOMs", "ooms", _fixed(1)),
@@ -117,8 +120,9 @@ def report_markdown(
         f"({', '.join(map(str, seeds))}) = {runs} runs in {wall_s:,.1f} s",
         f"- each cell: mean ± half-width of the {CONFIDENCE:.0%} confidence interval over seeds "
         f"(Student t, n−1 degrees of freedom); latency percentiles are per run, then averaged",
-        "- SLO attained: share of ended requests (completed or failed) within both the TTFT and the TPOT objective; "
-        "requests still queued or running when the run stops are not counted there but under *unfinished*",
+        "- SLO attained: requests completed within every objective (TTFT, TPOT, and e2e when the scenario sets one), "
+        "over requests that ended plus those still waiting for a first token past the TTFT objective when the run "
+        "stopped (they have missed it already); *unfinished* counts every request still in the system at the end",
     ]
     if len(seeds) < MIN_SEEDS_FOR_CI:
         lines.append(

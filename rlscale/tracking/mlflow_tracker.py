@@ -36,6 +36,9 @@ METRIC_KEYS = {
     "throughput_req_per_s": "throughput/req_per_s",
     "output_tokens_per_s": "throughput/output_tokens_per_s",
     "slo_attainment": "slo/attainment",
+    "ttft_attainment": "slo/ttft_attainment",
+    "tpot_attainment": "slo/tpot_attainment",
+    "e2e_attainment": "slo/e2e_attainment",
     "slo_p99_met": "slo/p99_met",
     "ooms": "fleet/ooms",
     "scale_events": "fleet/scale_events",
@@ -97,9 +100,10 @@ def metric_key(column: str) -> str:
 
 
 def run_metrics(kpis: dict[str, Any], wall_s: float) -> dict[str, float]:
-    """A run's KPIs (``KPIs.as_dict()``) and wall time as MLflow metrics; NaN stays NaN (MLflow stores it)."""
+    """A run's KPIs (``KPIs.as_dict()``) and wall time as MLflow metrics; NaN stays NaN (MLflow stores it),
+    a KPI that does not apply (None, e.g. no e2e objective) is not logged."""
     flat = flatten_kpis(kpis) | {"wall_s": wall_s}
-    return {metric_key(c): float(v) for c, v in flat.items()}
+    return {metric_key(c): float(v) for c, v in flat.items() if v is not None}
 
 
 def scenario_params(scenario: ScenarioConfig) -> dict[str, str]:
