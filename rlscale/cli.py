@@ -218,5 +218,66 @@ def compare(
     typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
 
 
+@app.command()
+def tune(
+    agent: Annotated[Path, typer.Option(help="HPA manifest to tune (agents/hpa-*.yaml).")],
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML to tune on.")],
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; a setting must meet the SLO on all.")] = "0,1,2",
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials (each runs every seed).")] = 30,
+    slo_attainment: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of requests within the SLOs to reach.")
+    ] = 0.99,
+    behaviour: Annotated[
+        bool, typer.Option(help="Also tune the scale-down stabilization window and rate (adds a behavior block).")
+    ] = True,
+    duration: Annotated[float | None, typer.Option(help="Override the scenario's simulated time, s.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: runs/tune/<agent>__<scenario>__<time>).")
+    ] = None,
+) -> None:
+    """Find the cheapest HPA target (and behaviour) that meets the SLOs, the guide's way, with Optuna."""
+    import csv
+    import time
+
+    import yaml
+
+    from rlscale.scenario import apply_overrides, load_scenario
+    from rlscale.specs.catalog import read_document
+    from rlscale.tuning import tune as run_tuning
+
+    try:
+        sc = apply_overrides(load_scenario(scenario), duration_s=duration)
+        manifest = read_document(agent)
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        result = run_tuning(manifest, sc, seed_list, trials, slo_attainment, behaviour, progress=True)
+    except (SpecError, ValueError, OSError) as exc:
+        _fail(exc)
+    folder = out or Path("runs") / "tune" / f"{agent.stem}__{sc.name}__{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = list(result.trials[0].values) if result.trials else []
+    with (folder / "trials.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*names, "cost_usd", "chip_hours", "worst_slo_attainment", "feasible"])
+        for t in result.trials:
+            writer.writerow([*(t.values[n] for n in names), t.cost_usd, t.chip_hours, t.slo_attainment, t.feasible])
+    if result.best is None:
+        typer.echo(
+            f"no setting of {agent} met {slo_attainment:.0%} SLO attainment on {sc.name} (seeds {seed_list}) "
+            f"in {trials} trials; best attainment {max(t.slo_attainment for t in result.trials):.1%}"
+        )
+        typer.echo(f"trials: {folder / 'trials.csv'}")
+        return
+    tuned = folder / f"{agent.stem}.tuned.yaml"
+    tuned.write_text(yaml.safe_dump(result.best_manifest, sort_keys=False))
+    best = result.best
+    settings = ", ".join(f"{k} = {v:.4g}" for k, v in best.values.items())
+    typer.echo(f"cheapest setting meeting {slo_attainment:.0%} on {sc.name} (seeds {seed_list}): {settings}")
+    typer.echo(
+        f"  cost ${best.cost_usd:,.2f} ({best.chip_hours:.2f} chip-hours), worst-seed attainment "
+        f"{best.slo_attainment:.2%}; {sum(t.feasible for t in result.trials)}/{len(result.trials)} trials feasible"
+    )
+    typer.echo(f"  wrote {tuned} and {folder / 'trials.csv'}")
+
+
 def main() -> None:
     app()

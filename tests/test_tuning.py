@@ -60,3 +60,20 @@ def test_says_none_when_nothing_meets_the_slo():
     sc = ramp()
     result = tune(MANIFEST, sc, [0], n_trials=2, slo_attainment=1.01 - 1e-9, behaviour=False)
     assert result.best is None and result.best_manifest is None and len(result.trials) == 2
+
+
+def test_tune_cli_writes_trials_and_says_when_nothing_passes(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "rlscale", "tune", "--agent", "agents/hpa-prefill-backlog.yaml", "--scenario",
+         "envs/single-pod.yaml", "--seeds", "0", "--trials", "2", "--duration", "120", "--slo-attainment", "0.5",
+         "--no-behaviour", "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "cheapest setting meeting 50%" in out.stdout
+    assert len((tmp_path / "trials.csv").read_text().splitlines()) == 1 + 2
+    tuned = yaml.safe_load((tmp_path / "hpa-prefill-backlog.tuned.yaml").read_text())
+    HPASpec.from_manifest(tuned)  # a manifest to paste back
