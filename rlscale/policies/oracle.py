@@ -161,7 +161,7 @@ class ClairvoyantOracle:
 
     def __init__(self, scenario: ScenarioConfig, config: OracleConfig | None = None) -> None:
         self.config = config or OracleConfig()
-        self.sync_period_s = 15.0
+        self.sync_period_s = 1.0  # a planner acts on its interval boundaries, not on a controller's sync
         self.plan = self._search(scenario)
 
     def _check(self, scenario: ScenarioConfig, candidate: OraclePlan) -> tuple[float, float]:
