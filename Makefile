@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0  # first, so nothing pulls a multi-GB CUDA build
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 

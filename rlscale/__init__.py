@@ -13,3 +13,7 @@ Reading guide (dependencies point down this list, never up):
 
 Start with ``rlscale.serving.pod.JetStreamPod`` and ``rlscale.serving.step_time``.
 """
+
+import gymnasium as _gymnasium
+
+_gymnasium.register(id="rlscale/JetStream-v0", entry_point="rlscale.envs.jetstream:JetStreamEnv")

@@ -125,6 +125,22 @@ class SLOSpec(_Strict):
     e2e_s: float | None = Field(None, gt=0, description="Optional end-to-end latency objective, s.")
 
 
+class RewardSpec(_Strict):
+    """Weights of the learning reward: −(cost + λ·violations + μ·failures + churn), per control step."""
+
+    cost_weight: float = Field(1.0, ge=0, description="Per dollar of chip-time.")
+    slo_violation_weight: float = Field(0.01, ge=0, description="λ: per request that ended outside its SLOs.")
+    failure_weight: float = Field(0.05, ge=0, description="μ: per failed request (on top of its SLO violation).")
+    churn_weight: float = Field(0.01, ge=0, description="Per replica added or removed.")
+
+
+class RandomizationSpec(_Strict):
+    """What an RL episode draws anew at each reset (the seed always changes)."""
+
+    rate_scale: tuple[float, float] = Field((1.0, 1.0), description="Arrival rates multiplied by U(low, high).")
+    initial_replicas: tuple[int, int] | None = Field(None, description="Replicas at t=0 drawn from [low, high].")
+
+
 class PricingSpec(_Strict):
     price_per_chip_hour_usd: float | None = Field(None, ge=0, description="Default: the hardware catalog's price.")
 
@@ -143,6 +159,8 @@ class ScenarioConfig(_Strict):
     slo: SLOSpec = SLOSpec()
     pricing: PricingSpec = PricingSpec()
     metrics: MetricsPipelineConfig = MetricsPipelineConfig()
+    reward: RewardSpec = RewardSpec()
+    randomization: RandomizationSpec = RandomizationSpec()
     schedule: list[ScheduleStep] = Field(default_factory=list, description="Replica changes at given times.")
     duration_s: float = Field(3600.0, gt=0, description="Simulated time, s.")
     timeline_interval_s: float = Field(60.0, gt=0, description="Width of a timeline row, s.")

@@ -8,7 +8,8 @@ another.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
@@ -37,6 +38,7 @@ class Simulation:
     metrics: ScrapedMetrics
     timeline: Timeline
     requests: list[Request]
+    done_listeners: list[Callable[[Request], None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, scenario: ScenarioConfig) -> Simulation:
@@ -44,10 +46,16 @@ class Simulation:
         env = Clock()
         requests: list[Request] = []
         timeline = Timeline(env, scenario.timeline_interval_s)
-        fleet = Fleet(env, scenario.pod, scenario.fleet, np.random.default_rng(fleet_seq), on_done=timeline.ended)
+        listeners: list[Callable[[Request], None]] = [timeline.ended]
+
+        def done(request: Request) -> None:
+            for listener in listeners:
+                listener(request)
+
+        fleet = Fleet(env, scenario.pod, scenario.fleet, np.random.default_rng(fleet_seq), on_done=done)
         timeline.watch(fleet, price_per_chip_hour(scenario, fleet))
         metrics = ScrapedMetrics(env, fleet.scrape_targets, scenario.metrics, np.random.default_rng(metrics_seq))
-        sim = cls(scenario, env, fleet, metrics, timeline, requests)
+        sim = cls(scenario, env, fleet, metrics, timeline, requests, listeners)
         sim._traffic(request_stream(scenario.workload, workload_seq, scenario.duration_s))
         env.process(sim._schedule())
         return sim

@@ -59,6 +59,8 @@ class MetricsView(Protocol):
 
     def external_metric(self, name: str) -> float | None: ...
 
+    def counter_rate(self, name: str, window_s: float) -> dict[str, float]: ...
+
 
 class ScrapedMetrics:
     """The pipeline in simulated time, fed by pods that the fleet reports as scrape-able."""

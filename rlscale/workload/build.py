@@ -80,3 +80,27 @@ def request_stream(
             p, o = lengths.sample_batch(length_rng, LENGTH_BLOCK)
             prompts, outputs = p.tolist()[::-1], o.tolist()[::-1]
         yield time_s, prompts.pop(), outputs.pop()
+
+
+RATE_FIELDS = {
+    "poisson": ("rate_per_s",),
+    "diurnal": ("mean_rate_per_s",),
+    "ramp": ("from_rate_per_s", "to_rate_per_s"),
+    "flash-crowd": ("base_rate_per_s", "peak_rate_per_s"),
+}
+
+
+def scaled_workload(spec: WorkloadSpec, factor: float) -> WorkloadSpec:
+    """The same traffic shape with every arrival rate multiplied by ``factor``."""
+    if spec.trace is not None:
+        return spec.model_copy(
+            update={"trace": spec.trace.model_copy(update={"rate_scale": spec.trace.rate_scale * factor})}
+        )
+    arrival = spec.arrival
+    if isinstance(arrival, StepSpec):
+        update = {"steps": [(start, rate * factor) for start, rate in arrival.steps]}
+    elif isinstance(arrival, MMPPSpec):
+        update = {"rates_per_s": [rate * factor for rate in arrival.rates_per_s]}
+    else:
+        update = {name: getattr(arrival, name) * factor for name in RATE_FIELDS[arrival.process]}
+    return spec.model_copy(update={"arrival": arrival.model_copy(update=update)})

@@ -1,0 +1,1 @@
+"""Gymnasium environments over the fleet simulator (registered on ``import rlscale``)."""

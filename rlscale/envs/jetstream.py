@@ -1,0 +1,215 @@
+"""``rlscale/JetStream-v0``: autoscale a simulated JetStream fleet, one decision per HPA sync period."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlscale.kpis import SLO
+from rlscale.policies.base import Autoscaler
+from rlscale.policies.observation import ObservationBuilder
+from rlscale.scenario import ScenarioConfig, load_scenario
+from rlscale.serving.request import Request, RequestState
+from rlscale.simulation import Simulation, price_per_chip_hour
+from rlscale.workload.build import scaled_workload
+
+ACTION_MODES = ("delta", "target", "residual")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_scenario(scenario: str | Path | ScenarioConfig) -> ScenarioConfig:
+    """A scenario object, or a path (relative to the working directory or the project root)."""
+    if isinstance(scenario, ScenarioConfig):
+        return scenario
+    path = Path(scenario)
+    if not path.exists() and (ROOT / path).exists():
+        path = ROOT / path
+    return load_scenario(path)
+
+
+class _StepTally:
+    """What ended during the current control step."""
+
+    def __init__(self, slo: SLO) -> None:
+        self.slo = slo
+        self.reset()
+
+    def reset(self) -> None:
+        self.completed = self.failed = self.violations = 0
+
+    def __call__(self, request: Request) -> None:
+        if request.state is RequestState.COMPLETED:
+            self.completed += 1
+            self.violations += not self.slo.met_by(request)
+        else:
+            self.failed += 1
+            self.violations += 1
+
+
+class JetStreamEnv(gym.Env):
+    """Autoscale a fleet of JetStream pods (Llama-2-7B on TPU v5e-8 by default) under realistic traffic.
+
+    ## Description
+    Each step is one controller sync (15 s by default): the agent sets the
+    Deployment's replica count; the simulator then runs the fleet — pods that
+    take minutes to become Ready, nodes that cost money until released, metrics
+    that reach the controller through a scrape/adapter pipeline with lag and
+    staleness — until the next sync.
+
+    ## Action Space
+    ``action_mode="delta"`` (default): ``Discrete(2k+1)``, replicas change by
+    ``action − k`` (k = ``max_delta``). ``"target"``: ``Discrete(max+1)``, the
+    replica count itself. ``"residual"``: ``Discrete(2k+1)`` added to the
+    recommendation of a baseline agent (``residual_agent``, an HPA manifest by
+    default). The count is always clipped to ``[min_replicas, max_replicas]``.
+
+    ## Observation Space
+    ``Box(low, high, float32)``; values clipped to the bounds:
+
+    | index | metric (as JetStream / Kubernetes name it) | unit | min | max |
+    |---|---|---|---|---|
+    | 0 | jetstream_prefill_backlog_size, mean over pods | requests | 0 | 1000 |
+    | 1 | jetstream_slots_used_percentage, mean over pods | fraction | 0 | 1 |
+    | 2 | num_requests_waiting, mean over pods | requests | 0 | 1000 |
+    | 3 | memory_used_percentage (External) | fraction | 0 | 1 |
+    | 4 | rate(jetstream_request_success_count[1m]), sum | requests/s | 0 | 1000 |
+    | 5 | pods with fresh metrics / pods | fraction | 0 | 1 |
+    | 6 | spec.replicas | pods | 0 | 64 |
+    | 7 | ready pods | pods | 0 | 64 |
+    | 8 | pods starting | pods | 0 | 64 |
+    | 9, 10 | sin, cos of time of day (``time_period_s`` set) | 1 | −1 | 1 |
+
+    Built by :class:`rlscale.policies.observation.ObservationBuilder` from a
+    ``ClusterState`` — the code a live controller uses.
+
+    ## Rewards
+    ``r = −(w_c·cost$ + λ·violations + μ·failed + w_ch·|Δreplicas|)`` per step,
+    weights from the scenario's ``reward:`` section (defaults 1 per $, 0.01 per
+    request outside its SLOs, 0.05 per failed request, 0.01 per replica
+    changed). Every term is in ``info``.
+
+    ## Starting State
+    The scenario's fleet at t = 0 (replicas from ``fleet.replicas`` or drawn
+    from ``randomization.initial_replicas``), arrival rates scaled by a draw
+    from ``randomization.rate_scale``, a fresh simulator seed per episode.
+
+    ## Episode End
+    Truncation when the scenario's ``duration_s`` (or ``episode_s``) has been
+    simulated. There is no termination.
+
+    ## Arguments
+    ``scenario`` (path or ScenarioConfig, default ``envs/steady.yaml``),
+    ``action_mode``, ``max_delta`` (2), ``min_replicas`` (1), ``max_replicas``
+    (16), ``residual_agent``, ``time_period_s`` (None), ``episode_s`` (None).
+
+    ## Example
+    >>> import gymnasium, rlscale
+    >>> env = gymnasium.make("rlscale/JetStream-v0", scenario="envs/steady.yaml")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(
+        self,
+        scenario: str | Path | ScenarioConfig = "envs/steady.yaml",
+        action_mode: str = "delta",
+        max_delta: int = 2,
+        min_replicas: int = 1,
+        max_replicas: int = 16,
+        residual_agent: str | Path = "agents/hpa-slots-used.yaml",
+        time_period_s: float | None = None,
+        episode_s: float | None = None,
+    ) -> None:
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode: want one of {ACTION_MODES}, got {action_mode!r}")
+        if not 0 <= min_replicas <= max_replicas:
+            raise ValueError(f"min_replicas ({min_replicas}) / max_replicas ({max_replicas}): need 0 <= min <= max")
+        self.scenario = resolve_scenario(scenario)
+        if episode_s is not None:
+            self.scenario = self.scenario.model_copy(update={"duration_s": episode_s})
+        self.action_mode, self.max_delta = action_mode, max_delta
+        self.min_replicas, self.max_replicas = min_replicas, max_replicas
+        self.residual_agent = residual_agent
+        self.observe = ObservationBuilder(time_period_s)
+        self.observation_space = spaces.Box(self.observe.low, self.observe.high, dtype=np.float32)
+        n = max_replicas + 1 if action_mode == "target" else 2 * max_delta + 1
+        self.action_space = spaces.Discrete(n)
+        self.sync_period_s = 15.0
+        self.sim: Simulation | None = None
+        self._baseline: Autoscaler | None = None
+
+    # ---- episode -------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng, sc = self.np_random, self.scenario
+        low, high = sc.randomization.rate_scale
+        updates: dict[str, Any] = {"seed": int(rng.integers(2**31)), "schedule": []}
+        if (low, high) != (1.0, 1.0):
+            updates["workload"] = scaled_workload(sc.workload, float(rng.uniform(low, high)))
+        if sc.randomization.initial_replicas is not None:
+            lo, hi = sc.randomization.initial_replicas
+            updates["fleet"] = sc.fleet.model_copy(update={"replicas": int(rng.integers(lo, hi + 1))})
+        self.episode = sc.model_copy(update=updates)
+        self.sim = Simulation.build(self.episode)
+        self.tally = _StepTally(SLO(sc.slo.ttft_p99_s, sc.slo.tpot_p99_s, sc.slo.e2e_s))
+        self.sim.done_listeners.append(self.tally)
+        self.price = price_per_chip_hour(self.episode, self.sim.fleet)
+        self._chip_hours = 0.0
+        if self.action_mode == "residual":
+            from rlscale.policies.loader import load_agent
+
+            self._baseline = load_agent(ROOT / self.residual_agent, self.episode)
+        return self.observe(self.sim.state()), {"replicas": self.sim.fleet.desired}
+
+    def step(self, action):
+        if self.sim is None:
+            raise RuntimeError("call reset() before step()")
+        sim, fleet = self.sim, self.sim.fleet
+        state = sim.state()
+        before = fleet.desired
+        desired = int(np.clip(self._desired(int(action), state), self.min_replicas, self.max_replicas))
+        if desired != before:
+            fleet.set_replicas(desired)
+        self.tally.reset()
+        end = min(sim.env.now + self.sync_period_s, self.episode.duration_s)
+        sim.env.run(until=end)
+        chip_hours = fleet.chip_hours()
+        cost = (chip_hours - self._chip_hours) * self.price
+        self._chip_hours = chip_hours
+        w = self.episode.reward
+        t = self.tally
+        terms = {
+            "reward/cost": -w.cost_weight * cost,
+            "reward/slo": -w.slo_violation_weight * t.violations,
+            "reward/failures": -w.failure_weight * t.failed,
+            "reward/churn": -w.churn_weight * abs(desired - before),
+        }
+        info = {
+            **terms,
+            "cost_usd": cost,
+            "chip_hours": chip_hours,
+            "completed": t.completed,
+            "failed": t.failed,
+            "slo_violations": t.violations,
+            "replicas": desired,
+            "ready": sum(p.ready for p in fleet.pod_infos()),
+        }
+        truncated = end >= self.episode.duration_s
+        if truncated:
+            info["episode_kpis"] = sim.kpis().as_dict()
+        return self.observe(sim.state()), float(sum(terms.values())), False, truncated, info
+
+    def _desired(self, action: int, state) -> int:
+        if self.action_mode == "target":
+            return action
+        delta = action - self.max_delta
+        if self.action_mode == "residual":
+            base = self._baseline.recommend(state)
+            return (state.spec_replicas if base is None else base) + delta
+        return state.spec_replicas + delta
