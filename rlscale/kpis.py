@@ -79,11 +79,28 @@ def compute_kpis(requests: Sequence[Request], duration_s: float, slo: SLO, **fle
         r.in_flight and not r.first_token_s <= duration_s and duration_s - r.arrival_s > slo.ttft_s for r in requests
     )
     judged = len(done) + len(failed) + overdue
-    ttft = np.array([r.ttft_s for r in done])
-    tpot = np.array([r.tpot_s for r in done if r.target_tokens > 1])
-    latency = np.array([r.latency_s for r in done])
+    # one pass over the completed requests into arrays; the objectives are then vector comparisons
+    arrival, first, finish, tokens = (
+        (
+            np.array(v, dtype=float).reshape(-1)
+            for v in zip(*((r.arrival_s, r.first_token_s, r.finish_s, r.target_tokens) for r in done), strict=True)
+        )
+        if done
+        else (np.zeros(0),) * 4
+    )
+    ttft, latency = first - arrival, finish - arrival
+    multi = tokens > 1
+    tpot = (finish[multi] - first[multi]) / (tokens[multi] - 1)
+    ttft_ok = ttft <= slo.ttft_s
+    tpot_ok = np.ones_like(ttft_ok)
+    tpot_ok[multi] = tpot <= slo.tpot_s
+    e2e_ok = latency <= slo.e2e_s if slo.e2e_s is not None else np.ones_like(ttft_ok)
     ended = len(done) + len(failed)
     ttft_p, tpot_p = percentiles(ttft), percentiles(tpot)
+
+    def share(ok: np.ndarray, of: int) -> float:
+        return float(ok.sum()) / of if of else float("nan")
+
     return KPIs(
         duration_s=duration_s,
         arrived=len(requests),
@@ -92,16 +109,14 @@ def compute_kpis(requests: Sequence[Request], duration_s: float, slo: SLO, **fle
         in_flight=len(requests) - ended,
         failures=dict(Counter(r.failure for r in failed)),
         throughput_req_per_s=len(done) / duration_s,
-        output_tokens_per_s=sum(r.target_tokens for r in done) / duration_s,
+        output_tokens_per_s=float(tokens.sum()) / duration_s,
         ttft_s=ttft_p,
         tpot_s=tpot_p,
         latency_s=percentiles(latency),
-        slo_attainment=sum(slo.met_by(r) for r in done) / judged if judged else float("nan"),
-        ttft_attainment=sum(slo.ttft_met(r) for r in done) / judged if judged else float("nan"),
-        tpot_attainment=sum(slo.tpot_met(r) for r in done) / len(done) if done else float("nan"),
-        e2e_attainment=(sum(slo.e2e_met(r) for r in done) / judged if judged else float("nan"))
-        if slo.e2e_s is not None
-        else None,
+        slo_attainment=share(ttft_ok & tpot_ok & e2e_ok, judged),
+        ttft_attainment=share(ttft_ok, judged),
+        tpot_attainment=share(tpot_ok, len(done)),
+        e2e_attainment=share(e2e_ok, judged) if slo.e2e_s is not None else None,
         slo_p99_met=bool(done) and not failed and ttft_p["p99"] <= slo.ttft_s and not tpot_p["p99"] > slo.tpot_s,
         **fleet_figures,
     )

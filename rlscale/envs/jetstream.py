@@ -198,12 +198,13 @@ class JetStreamEnv(gym.Env):
             "failed": t.failed,
             "slo_violations": t.violations,
             "replicas": desired,
-            "ready": sum(p.ready for p in fleet.pod_infos()),
         }
         truncated = end >= self.episode.duration_s
         if truncated:
             info["episode_kpis"] = sim.kpis().as_dict()
-        return self.observe(sim.state()), float(sum(terms.values())), False, truncated, info
+        after = sim.state()
+        info["ready"] = sum(p.ready for p in after.pods)
+        return self.observe(after), float(sum(terms.values())), False, truncated, info
 
     def _desired(self, action: int, state) -> int:
         if self.action_mode == "target":

@@ -76,6 +76,8 @@ class ScrapedMetrics:
         self.series: dict[tuple[str, str], Series] = {}
         self._watched: set[str] = set()
         self.scrapes = 0
+        self._latest_key: tuple | None = None
+        self._latest: dict[str, dict[str, float]] = {}
         env.process(self._discover())
 
     # ---- collection --------------------------------------------------------------
@@ -105,8 +107,16 @@ class ScrapedMetrics:
 
     # ---- the adapter's view ----------------------------------------------------------
     def latest(self, job: str, now: float | None = None) -> dict[str, dict[str, float]]:
-        """Per pod, the newest sample visible to the adapter at ``now``."""
+        """Per pod, the newest sample visible to the adapter at ``now`` (memoised per instant: a
+        controller asks for several metrics of the same scrape)."""
         now = self.env.now if now is None else now
+        key = (job, now, self.scrapes)
+        if self._latest_key == key:
+            return self._latest
+        self._latest_key, self._latest = key, self._latest_at(job, now)
+        return self._latest
+
+    def _latest_at(self, job: str, now: float) -> dict[str, dict[str, float]]:
         visible = now - self.config.adapter_delay_s
         out = {}
         for (series_job, pod), series in self.series.items():
