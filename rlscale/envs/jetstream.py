@@ -93,7 +93,7 @@ class JetStreamEnv(gym.Env):
     changed). Every term is in ``info``.
 
     ## Starting State
-    The scenario's fleet at t = 0 (replicas from ``fleet.replicas`` or drawn
+    A scenario drawn from the list, its fleet at t = 0 (replicas from ``fleet.replicas`` or drawn
     from ``randomization.initial_replicas``), arrival rates scaled by a draw
     from ``randomization.rate_scale``, a fresh simulator seed per episode.
 
@@ -102,7 +102,8 @@ class JetStreamEnv(gym.Env):
     simulated. There is no termination.
 
     ## Arguments
-    ``scenario`` (path or ScenarioConfig, default ``envs/steady.yaml``),
+    ``scenario`` (path or ScenarioConfig, or a list of them: each episode draws
+    one; default ``envs/steady.yaml``),
     ``action_mode``, ``max_delta`` (2), ``min_replicas`` (1), ``max_replicas``
     (16), ``residual_agent``, ``time_period_s`` (None), ``episode_s`` (None).
 
@@ -117,7 +118,7 @@ class JetStreamEnv(gym.Env):
 
     def __init__(
         self,
-        scenario: str | Path | ScenarioConfig = "envs/steady.yaml",
+        scenario: str | Path | ScenarioConfig | list[str | Path | ScenarioConfig] = "envs/steady.yaml",
         action_mode: str = "delta",
         max_delta: int = 2,
         min_replicas: int = 1,
@@ -130,9 +131,13 @@ class JetStreamEnv(gym.Env):
             raise ValueError(f"action_mode: want one of {ACTION_MODES}, got {action_mode!r}")
         if not 0 <= min_replicas <= max_replicas:
             raise ValueError(f"min_replicas ({min_replicas}) / max_replicas ({max_replicas}): need 0 <= min <= max")
-        self.scenario = resolve_scenario(scenario)
+        chosen = scenario if isinstance(scenario, list | tuple) else [scenario]
+        if not chosen:
+            raise ValueError("scenario: give at least one scenario")
+        self.scenarios = [resolve_scenario(s) for s in chosen]
         if episode_s is not None:
-            self.scenario = self.scenario.model_copy(update={"duration_s": episode_s})
+            self.scenarios = [s.model_copy(update={"duration_s": episode_s}) for s in self.scenarios]
+        self.scenario = self.scenarios[0]
         self.action_mode, self.max_delta = action_mode, max_delta
         self.min_replicas, self.max_replicas = min_replicas, max_replicas
         self.residual_agent = residual_agent
@@ -147,7 +152,8 @@ class JetStreamEnv(gym.Env):
     # ---- episode -------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        rng, sc = self.np_random, self.scenario
+        rng = self.np_random
+        sc = self.scenario = self.scenarios[int(rng.integers(len(self.scenarios)))]
         low, high = sc.randomization.rate_scale
         updates: dict[str, Any] = {"seed": int(rng.integers(2**31)), "schedule": []}
         if (low, high) != (1.0, 1.0):
