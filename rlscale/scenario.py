@@ -9,25 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from rlscale.cluster.config import FleetConfig
+from rlscale.config import StrictModel
 from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.serving.config import PodConfig
 from rlscale.specs.catalog import read_document, validate
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # ---- arrivals -------------------------------------------------------------------
-class PoissonSpec(_Strict):
+class PoissonSpec(StrictModel):
     process: Literal["poisson"] = "poisson"
     rate_per_s: float = Field(5.0, gt=0, description="Mean arrival rate, requests/s.")
 
 
-class DiurnalSpec(_Strict):
+class DiurnalSpec(StrictModel):
     process: Literal["diurnal"]
     mean_rate_per_s: float = Field(gt=0)
     amplitude: float = Field(0.5, ge=0, le=1, description="Peak-to-mean swing as a fraction of the mean.")
@@ -35,12 +32,12 @@ class DiurnalSpec(_Strict):
     phase_s: float = 0.0
 
 
-class StepSpec(_Strict):
+class StepSpec(StrictModel):
     process: Literal["step"]
     steps: list[tuple[float, float]] = Field(min_length=1, description="(start_s, rate_per_s) pairs, in time order.")
 
 
-class RampSpec(_Strict):
+class RampSpec(StrictModel):
     process: Literal["ramp"]
     from_rate_per_s: float = Field(ge=0)
     to_rate_per_s: float = Field(ge=0)
@@ -48,7 +45,7 @@ class RampSpec(_Strict):
     end_s: float = Field(gt=0)
 
 
-class FlashCrowdSpec(_Strict):
+class FlashCrowdSpec(StrictModel):
     process: Literal["flash-crowd"]
     base_rate_per_s: float = Field(gt=0)
     peak_rate_per_s: float = Field(gt=0)
@@ -58,7 +55,7 @@ class FlashCrowdSpec(_Strict):
     decay_s: float = Field(300.0, ge=0)
 
 
-class MMPPSpec(_Strict):
+class MMPPSpec(StrictModel):
     process: Literal["mmpp"]
     rates_per_s: list[float] = Field(min_length=2, description="Arrival rate in each hidden state.")
     mean_sojourn_s: list[float] = Field(min_length=2, description="Mean time spent in each state.")
@@ -70,18 +67,18 @@ ArrivalSpec = Annotated[
 
 
 # ---- lengths and traces -----------------------------------------------------------
-class FixedLengthSpec(_Strict):
+class FixedLengthSpec(StrictModel):
     kind: Literal["fixed"] = "fixed"
     prompt_tokens: int = Field(gt=0)
     output_tokens: int = Field(gt=0)
 
 
-class EmpiricalLengthSpec(_Strict):
+class EmpiricalLengthSpec(StrictModel):
     kind: Literal["empirical"] = "empirical"
     trace: str = Field("azure-conv", description="Bundled trace name or path to an Azure CSV / Mooncake JSONL.")
 
 
-class LognormalLengthSpec(_Strict):
+class LognormalLengthSpec(StrictModel):
     kind: Literal["lognormal"]
     prompt_median: float = Field(gt=0)
     prompt_sigma: float = Field(ge=0)
@@ -89,7 +86,7 @@ class LognormalLengthSpec(_Strict):
     output_sigma: float = Field(ge=0)
 
 
-class FittedLengthSpec(_Strict):
+class FittedLengthSpec(StrictModel):
     kind: Literal["fitted"]
     trace: str = Field("azure-conv", description="Trace whose lengths a lognormal is fitted to.")
 
@@ -99,7 +96,7 @@ LengthSpec = Annotated[
 ]
 
 
-class TraceSpec(_Strict):
+class TraceSpec(StrictModel):
     """Replay a trace's arrivals and lengths."""
 
     path: str = Field("azure-conv", description="Bundled trace name, or path to an Azure CSV / Mooncake JSONL.")
@@ -110,14 +107,14 @@ class TraceSpec(_Strict):
     duration_s: float | None = Field(None, gt=0, description="Window length within the trace, s.")
 
 
-class WorkloadSpec(_Strict):
+class WorkloadSpec(StrictModel):
     arrival: ArrivalSpec = PoissonSpec()
     lengths: LengthSpec = EmpiricalLengthSpec()
     trace: TraceSpec | None = Field(None, description="When set, arrivals and lengths come from the trace.")
 
 
 # ---- the rest ------------------------------------------------------------------------
-class SLOSpec(_Strict):
+class SLOSpec(StrictModel):
     """Defaults: MLPerf Inference Llama-2-70B server scenario (TTFT p99 2 s, TPOT p99 200 ms)."""
 
     ttft_p99_s: float = Field(2.0, gt=0, description="Time to first token from arrival, queueing included, s.")
@@ -125,7 +122,7 @@ class SLOSpec(_Strict):
     e2e_s: float | None = Field(None, gt=0, description="Optional end-to-end latency objective, s.")
 
 
-class RewardSpec(_Strict):
+class RewardSpec(StrictModel):
     """Weights of the learning reward: −(cost + λ·violations + μ·failures + churn), per control step."""
 
     cost_weight: float = Field(1.0, ge=0, description="Per dollar of chip-time.")
@@ -134,23 +131,23 @@ class RewardSpec(_Strict):
     churn_weight: float = Field(0.01, ge=0, description="Per replica added or removed.")
 
 
-class RandomizationSpec(_Strict):
+class RandomizationSpec(StrictModel):
     """What an RL episode draws anew at each reset (the seed always changes)."""
 
     rate_scale: tuple[float, float] = Field((1.0, 1.0), description="Arrival rates multiplied by U(low, high).")
     initial_replicas: tuple[int, int] | None = Field(None, description="Replicas at t=0 drawn from [low, high].")
 
 
-class PricingSpec(_Strict):
+class PricingSpec(StrictModel):
     price_per_chip_hour_usd: float | None = Field(None, ge=0, description="Default: the hardware catalog's price.")
 
 
-class ScheduleStep(_Strict):
+class ScheduleStep(StrictModel):
     at_s: float = Field(ge=0)
     replicas: int = Field(ge=0)
 
 
-class ScenarioConfig(_Strict):
+class ScenarioConfig(StrictModel):
     name: str = "scenario"
     description: str = ""
     pod: PodConfig = PodConfig()

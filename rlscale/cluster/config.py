@@ -6,14 +6,12 @@ from enum import StrEnum
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from rlscale.config import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DelaySpec(_Strict):
+class DelaySpec(StrictModel):
     """A random delay: fixed, uniform(low, high) or lognormal(median, sigma), in seconds."""
 
     kind: Literal["fixed", "uniform", "lognormal"] = "fixed"
@@ -44,7 +42,7 @@ class DelaySpec(_Strict):
         return self.median_s * float(np.exp(self.sigma**2 / 2))
 
 
-class LifecycleConfig(_Strict):
+class LifecycleConfig(StrictModel):
     """How long a pod takes to become Ready, and how pods and nodes go away.
 
     Defaults give a cold start of about 7 minutes on a new TPU node and about
@@ -72,7 +70,7 @@ class Routing(StrEnum):
     LEAST_OUTSTANDING = "least-outstanding"  # Gateway API inference extension
 
 
-class FleetConfig(_Strict):
+class FleetConfig(StrictModel):
     replicas: int = Field(1, ge=0, description="Replicas at t=0, already Ready on held nodes.")
     routing: Routing = Routing.ROUND_ROBIN
     gateway_timeout_s: float = Field(60.0, ge=0, description="How long a request waits for a Ready pod, s.")
