@@ -279,5 +279,89 @@ def tune(
     typer.echo(f"  wrote {tuned} and {folder / 'trials.csv'}")
 
 
+@app.command()
+def train(
+    agent: Annotated[Path, typer.Option(help="SB3 agent file (agents/ppo.yaml, agents/sac.yaml, ...).")],
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML to train on (envs/*.yaml).")],
+    timesteps: Annotated[
+        int | None, typer.Option(min=1, help="Env steps (15 s each), overriding the file's total_timesteps.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds Python, NumPy, torch, the environments and the model.")] = 0,
+    eval_every: Annotated[
+        int | None, typer.Option(min=0, help="Env steps between held-out evaluations (0: only at the end).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="Registered model name (default: rlscale-<agent>-<scenario>).")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias set on the new version.")] = "champion",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: runs/train/<scenario>__<agent>__<seed>__<time>).")
+    ] = None,
+) -> None:
+    """Train an RL autoscaler (Stable-Baselines3) on a scenario; evaluate it on held-out episodes; register it."""
+    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+    from rlscale.training.train import train as run_training
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        result = run_training(
+            agent, scenario, timesteps, seed, uri, out, eval_every, progress=True, model_name=model_name, alias=alias
+        )
+    except (SpecError, TrackingError, ValueError, OSError) as exc:
+        _fail(exc)
+    speed = f"{result.steps_per_s:,.0f} steps/s"
+    typer.echo(f"{result.run_name}: {result.timesteps:,} env steps in {result.wall_s:.1f} s ({speed})")
+    typer.echo(f"  wrote  {result.out}/model.zip, policy.json, progress.csv, learning_curve.png")
+    typer.echo(f"  MLflow run {result.run_id} at {uri}; model {result.registered_uri} (version {result.model_version})")
+
+
+@app.command()
+def evaluate(
+    agents: Annotated[str, typer.Option(help="Comma-separated agent files (baselines and kind: LearnedPolicy).")],
+    scenarios: Annotated[str, typer.Option(help="Comma-separated scenario files.")],
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds (≥5 for intervals worth reading).")] = "0,1,2,3,4",
+    duration: Annotated[float | None, typer.Option(help="Override every scenario's simulated time, s.")] = None,
+    name: Annotated[str, typer.Option(help="Names the output folder and the MLflow experiment.")] = "evaluate",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/compare/<name>__<time>).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel processes (default: CPU count).")] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here); LearnedPolicy "
+            "files without their own tracking_uri load models:/ and runs:/ models from it too."
+        ),
+    ] = None,
+) -> None:
+    """Compare agents on scenarios over seeds without an experiment file: the compare pipeline (report, CIs, Pareto)."""
+    import os
+
+    from rlscale.experiments.compare import compare as run_comparison
+    from rlscale.experiments.config import experiment_from_lists
+    from rlscale.experiments.runner import RunFailed
+    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    os.environ["MLFLOW_TRACKING_URI"] = uri  # inherited by the run processes, where learned agents load
+    try:
+        experiment = experiment_from_lists(
+            _split(scenarios), _split(agents), [int(x) for x in _split(seeds)], name=name, duration_s=duration,
+            workers=workers, source="rlscale evaluate",
+        )  # fmt: skip
+        result = run_comparison(experiment, out, workers=workers, tracking_uri=uri)
+    except (SpecError, RunFailed, TrackingError, ValueError, OSError) as exc:
+        _fail(exc)
+    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s")
+    typer.echo(f"  wrote  {result.out}/report.md, results.csv, pareto.png, timelines_*.png, timelines/")
+    typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
+
+
+def _split(items: str) -> list[str]:
+    return [item.strip() for item in items.split(",") if item.strip()]
+
+
 def main() -> None:
     app()

@@ -107,8 +107,29 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     data = read_document(path)
     data.setdefault("name", path.stem)
-    config = validate(ExperimentConfig, data, str(path))
-    base = path.resolve().parent
+    return _resolved(path, validate(ExperimentConfig, data, str(path)), path.resolve().parent)
+
+
+def experiment_from_lists(
+    scenarios: list[str],
+    agents: list[str],
+    seeds: list[int],
+    *,
+    name: str = "evaluate",
+    description: str = "",
+    duration_s: float | None = None,
+    workers: int | None = None,
+    source: str = "command line",
+) -> Experiment:
+    """An experiment built in memory (``rlscale evaluate``), validated and resolved as a file would be, paths
+    relative to the working directory; ``source`` stands in for the file in messages and reports."""
+    fields = {"name": name, "description": description, "scenarios": scenarios, "agents": agents, "seeds": seeds}
+    fields |= {"duration_s": duration_s, "workers": workers}
+    config = validate(ExperimentConfig, fields, source)
+    return _resolved(Path(f"<{source}>"), config, Path.cwd())
+
+
+def _resolved(path: Path, config: ExperimentConfig, base: Path) -> Experiment:
     scenario_paths = tuple(resolve(ref, base, f"{path}: scenarios[{i}]") for i, ref in enumerate(config.scenarios))
     agent_paths = tuple(resolve(ref, base, f"{path}: agents[{i}]") for i, ref in enumerate(config.agents))
     scenarios = []

@@ -44,6 +44,10 @@ class _OracleFile(_AgentFile):
     spec: OracleConfig = OracleConfig()
 
 
+class _LearnedFile(_AgentFile):
+    spec: dict[str, Any]  # validated by rlscale.training.policy.LearnedPolicyConfig, imported when needed
+
+
 def _kpa(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
     return KPAPolicy(validate(_KPAFile, doc, str(path)).spec)
 
@@ -76,11 +80,22 @@ def _oracle(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscale
     return ClairvoyantOracle(scenario, spec)
 
 
+def _learned(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+    from rlscale.training.policy import LearnedPolicyConfig  # SB3 and torch load only for learned agents
+
+    spec = validate(LearnedPolicyConfig, validate(_LearnedFile, doc, str(path)).spec, f"{path}: spec")
+    try:
+        return spec.build(path.resolve().parent, scenario)
+    except SpecError as exc:
+        raise SpecError(f"{path}: spec.{exc}") from exc
+
+
 LOADERS = {
     "KnativePodAutoscaler": _kpa,
     "SaturationAutoscaler": _saturation,
     "StaticReplicas": _static,
     "ClairvoyantOracle": _oracle,
+    "LearnedPolicy": _learned,
 }
 
 
@@ -88,7 +103,8 @@ def load_agent(path: str | Path, scenario: ScenarioConfig | None = None) -> Auto
     """An agent file: a Kubernetes ``autoscaling/v2`` HorizontalPodAutoscaler manifest, or an rlscale agent.
 
     rlscale agents are ``kind: KnativePodAutoscaler``, ``SaturationAutoscaler``,
-    ``StaticReplicas`` or ``ClairvoyantOracle`` with a ``spec:`` of the policy's config. ``scenario`` is
+    ``StaticReplicas``, ``ClairvoyantOracle`` or ``LearnedPolicy`` (a trained SB3 policy, by MLflow URI or
+    path) with a ``spec:`` of the policy's config. ``scenario`` is
     the scenario the agent will run in; agents that plan ahead (the clairvoyant
     oracle) or search (the best static count) need it.
     """

@@ -1,0 +1,20 @@
+"""Training learned autoscalers with Stable-Baselines3 on ``rlscale/JetStream-v0``, and running them as policies.
+
+Reading guide (each module imports only those above it; SB3, torch and MLflow are imported where used):
+
+* ``actions`` — the action → replica mapping the environment and a deployed policy share (``ActionMap``).
+* ``config`` — agent files (``agents/ppo.yaml`` …, ``kind: SB3Agent``): strict, hyperparameters checked against
+  the algorithm, per-scenario overrides.
+* ``envs`` — the vectorized training and evaluation environments (``ContinuousActions`` for SAC).
+* ``policy`` — a trained policy's files, loaded (``SB3Policy``), and ``LearnedPolicy``, an autoscaler.
+* ``callbacks`` — held-out evaluation with fleet KPIs and a baseline; training-episode KPIs.
+* ``tracking`` — MLflow: the SB3 logger's writer, the pyfunc model, registration.
+* ``figures`` — the learning curve; ``train`` — the manager (``train()``, ``TrainResult``).
+
+Start with ``train.train`` and ``policy.LearnedPolicy``.
+"""
+
+from rlscale.training.policy import LearnedPolicy
+from rlscale.training.train import TrainResult, train
+
+__all__ = ["LearnedPolicy", "TrainResult", "train"]
