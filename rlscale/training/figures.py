@@ -28,11 +28,14 @@ def read_progress(path: Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
-def learning_curve_plot(progress_csv: Path, path: Path, title: str) -> None:
+def learning_curve_plot(progress_csv: Path, path: Path, title: str, baseline: str | None = None) -> None:
+    """Return, held-out cost and held-out SLO attainment against env steps; ``baseline`` names the reference
+    agent's dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     series = read_progress(progress_csv)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5.2 * len(PANELS), 3.8))
@@ -41,9 +44,11 @@ def learning_curve_plot(progress_csv: Path, path: Path, title: str) -> None:
             points = [(x, y) for x, y in series.get(column, []) if math.isfinite(y)]
             if points:
                 xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, style, label=label, markersize=3)
+                name = f"{label} ({baseline})" if label == "baseline" and baseline else label
+                ax.plot(xs, ys, style, label=name, markersize=3)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("env steps (15 s each)")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x / 1000:g}k" if x else "0"))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

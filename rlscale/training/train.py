@@ -327,7 +327,7 @@ def _learn(plan: RunPlan, run: TrainingRun | None, report: Callable[[str], None]
         model.logger.record("time/wall_s", wall_s)
         model.logger.dump(model.num_timesteps)
         model.logger.close()
-    learning_curve_plot(out / PROGRESS_CSV, out / CURVE_PNG, plan.run_name)
+    learning_curve_plot(out / PROGRESS_CSV, out / CURVE_PNG, plan.run_name, plan.baseline and plan.baseline.stem)
     return TrainResult(
         plan.run_name, out, out / MODEL_FILE, vecnormalize_path, plan.agent, plan.scenario, plan.seed,
         model.num_timesteps, wall_s, evaluator.history, evaluator.baseline_kpis,
