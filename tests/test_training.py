@@ -270,16 +270,18 @@ def test_learned_policy_file_names_its_problems(tmp_path):
         load_agent(path)
 
 
-def test_evaluate_cli_compares_a_learned_agent_with_a_baseline(files, trained, tmp_path):
+def test_evaluate_cli_compares_a_learned_agent_with_a_baseline(files, trained, tmp_path, monkeypatch):
+    # No tracking_uri in the file: the model resolves in the store --tracking-uri names, in every run process.
     learned = write_yaml(
-        tmp_path / "learned-ppo.yaml",
-        {"kind": "LearnedPolicy", "spec": {"model": trained.registered_uri, "tracking_uri": files["tracking_uri"]}},
+        tmp_path / "learned-ppo.yaml", {"kind": "LearnedPolicy", "spec": {"model": trained.registered_uri}}
     )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", files["tracking_uri"])
     assert isinstance(load_agent(learned), LearnedPolicy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     out = tmp_path / "evaluate"
     result = cli(
         "evaluate", "--agents", f"{learned},{files['static12']}", "--scenarios", str(files["scenario"]),
-        "--seeds", "0,1", "--workers", "2", "--out", str(out), "--tracking-uri", f"sqlite:///{tmp_path / 'eval.db'}",
+        "--seeds", "0,1", "--workers", "2", "--out", str(out), "--tracking-uri", files["tracking_uri"],
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -293,16 +295,23 @@ def test_evaluate_cli_compares_a_learned_agent_with_a_baseline(files, trained, t
     assert (out / "pareto.png").is_file()
 
 
-def test_train_cli_smoke(files, tmp_path):
+def test_train_cli_smoke(files, trained, tmp_path):  # trained: the store exists (creating one takes seconds)
     out = tmp_path / "run"
     result = cli(
         "train", "--agent", str(files["agent"]), "--scenario", str(files["scenario"]), "--timesteps", "256",
-        "--eval-every", "0", "--out", str(out), "--tracking-uri", f"sqlite:///{tmp_path / 'train.db'}",
+        "--eval-every", "0", "--out", str(out), "--tracking-uri", files["tracking_uri"],
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "models:/rlscale-ppo-tiny-light@champion (version 1)" in result.stdout
     assert (out / "model.zip").is_file()
-    bad = cli("train", "--agent", str(files["static12"]), "--scenario", str(files["scenario"]), cwd=tmp_path)
-    assert bad.returncode == 2
-    assert "kind: Input should be 'SB3Agent'" in bad.stderr
+
+
+def test_train_cli_refuses_an_agent_that_is_not_trainable(files):
+    from typer.testing import CliRunner
+
+    from rlscale.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--agent", str(files["static12"]), "--scenario", str(files["scenario"])])
+    assert result.exit_code == 2
+    assert "static12.yaml: kind: Input should be 'SB3Agent'" in result.output

@@ -17,8 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from rlscale.config import StrictModel
 from rlscale.specs.catalog import SpecError, read_document, validate
 from rlscale.training.actions import ActionMap
 
@@ -43,11 +44,7 @@ def algo_class(algo: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EnvKwargs(_Strict):
+class EnvKwargs(StrictModel):
     """Arguments of ``rlscale/JetStream-v0`` (see ``JetStreamEnv``); those that shape actions travel with the model."""
 
     action_mode: Literal["delta", "target", "residual"] = "delta"
@@ -71,7 +68,7 @@ class EnvKwargs(_Strict):
         return self.model_dump(exclude_none=True)
 
 
-class NormalizeSpec(_Strict):
+class NormalizeSpec(StrictModel):
     """SB3 ``VecNormalize``: running mean/std of observations and of discounted returns (for the reward scale)."""
 
     obs: bool = Field(True, description="Normalize observations (they span 0–1 fractions to 1000-request backlogs).")
@@ -80,7 +77,7 @@ class NormalizeSpec(_Strict):
     clip_reward: float = Field(10.0, gt=0, description="Normalized rewards clipped to ±this (SB3 default).")
 
 
-class EvalSpec(_Strict):
+class EvalSpec(StrictModel):
     """Periodic evaluation on held-out episodes (other seeds than training's), deterministic actions."""
 
     every_steps: int = Field(10_000, ge=0, description="Env steps between evaluations (0: only at the end).")
@@ -90,7 +87,7 @@ class EvalSpec(_Strict):
     )
 
 
-class SB3Spec(_Strict):
+class SB3Spec(StrictModel):
     """What to train and how: an SB3 algorithm on vectorized ``rlscale/JetStream-v0`` environments."""
 
     algo: Literal["ppo", "recurrent-ppo", "a2c", "dqn", "sac"]
@@ -172,7 +169,7 @@ class _LinearSchedule:
         return progress_remaining * self.initial
 
 
-class SB3AgentFile(_Strict):
+class SB3AgentFile(StrictModel):
     """An agent file: ``kind: SB3Agent``, a ``spec`` and optional ``per_scenario`` blocks (partial specs)."""
 
     apiVersion: str | None = None

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from rlscale.config import StrictModel
 from rlscale.policies.base import Autoscaler, ClusterState
 from rlscale.policies.observation import ObservationBuilder
 from rlscale.scenario import ScenarioConfig
@@ -123,10 +124,8 @@ class SB3Policy:
         return np.asarray(actions, dtype=np.int64).reshape(len(obs)), state
 
 
-class LearnedPolicyConfig(BaseModel):
+class LearnedPolicyConfig(StrictModel):
     """``kind: LearnedPolicy`` agent files: a trained policy run as an autoscaler."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(
         description="models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/model, or a policy folder or "
