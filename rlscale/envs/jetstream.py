@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlscale.envs.actions import ActionMap
 from rlscale.kpis import SLO
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.observation import ObservationBuilder
@@ -17,7 +18,6 @@ from rlscale.serving.request import Request, RequestState
 from rlscale.simulation import Simulation, price_per_chip_hour
 from rlscale.workload.build import scaled_workload
 
-ACTION_MODES = ("delta", "target", "residual")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -127,10 +127,7 @@ class JetStreamEnv(gym.Env):
         time_period_s: float | None = None,
         episode_s: float | None = None,
     ) -> None:
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode: want one of {ACTION_MODES}, got {action_mode!r}")
-        if not 0 <= min_replicas <= max_replicas:
-            raise ValueError(f"min_replicas ({min_replicas}) / max_replicas ({max_replicas}): need 0 <= min <= max")
+        self.actions = ActionMap(action_mode, max_delta, min_replicas, max_replicas)  # validates the four
         chosen = scenario if isinstance(scenario, list | tuple) else [scenario]
         if not chosen:
             raise ValueError("scenario: give at least one scenario")
@@ -143,8 +140,7 @@ class JetStreamEnv(gym.Env):
         self.residual_agent = residual_agent
         self.observe = ObservationBuilder(time_period_s)
         self.observation_space = spaces.Box(self.observe.low, self.observe.high, dtype=np.float32)
-        n = max_replicas + 1 if action_mode == "target" else 2 * max_delta + 1
-        self.action_space = spaces.Discrete(n)
+        self.action_space = spaces.Discrete(self.actions.n)
         self.sync_period_s = 15.0
         self.sim: Simulation | None = None
         self._baseline: Autoscaler | None = None
@@ -179,7 +175,8 @@ class JetStreamEnv(gym.Env):
         sim, fleet = self.sim, self.sim.fleet
         state = sim.state()
         before = fleet.desired
-        desired = int(np.clip(self._desired(int(action), state), self.min_replicas, self.max_replicas))
+        baseline = self._baseline.recommend(state) if self._baseline is not None else None
+        desired = self.actions.replicas(int(action), state.spec_replicas, baseline)
         if desired != before:
             fleet.set_replicas(desired)
         self.tally.reset()
@@ -211,12 +208,3 @@ class JetStreamEnv(gym.Env):
         after = sim.state()
         info["ready"] = sum(p.ready for p in after.pods)
         return self.observe(after), float(sum(terms.values())), False, truncated, info
-
-    def _desired(self, action: int, state) -> int:
-        if self.action_mode == "target":
-            return action
-        delta = action - self.max_delta
-        if self.action_mode == "residual":
-            base = self._baseline.recommend(state)
-            return (state.spec_replicas if base is None else base) + delta
-        return state.spec_replicas + delta

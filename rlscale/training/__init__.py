@@ -2,7 +2,6 @@
 
 Reading guide (each module imports only those above it; SB3, torch and MLflow are imported where used):
 
-* ``actions`` — the action → replica mapping the environment and a deployed policy share (``ActionMap``).
 * ``config`` — agent files (``agents/ppo.yaml`` …, ``kind: SB3Agent``): strict, hyperparameters checked against
   the algorithm, per-scenario overrides.
 * ``envs`` — the vectorized training and evaluation environments (``ContinuousActions`` for SAC).
@@ -11,7 +10,8 @@ Reading guide (each module imports only those above it; SB3, torch and MLflow ar
 * ``tracking`` — MLflow: the SB3 logger's writer, the pyfunc model, registration.
 * ``figures`` — the learning curve; ``train`` — the manager (``train()``, ``TrainResult``).
 
-Start with ``train.train`` and ``policy.LearnedPolicy``.
+Start with ``train.train`` and ``policy.LearnedPolicy``. The action → replica mapping the environment and a
+deployed policy share is ``rlscale.envs.actions.ActionMap``.
 """
 
 from rlscale.training.policy import LearnedPolicy

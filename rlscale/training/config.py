@@ -20,8 +20,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rlscale.config import StrictModel
+from rlscale.envs.actions import ActionMap
 from rlscale.specs.catalog import SpecError, read_document, validate
-from rlscale.training.actions import ActionMap
 
 # algo name in agent files -> the class, imported only when needed (SB3 pulls in torch)
 ALGOS = {

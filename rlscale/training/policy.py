@@ -19,11 +19,11 @@ import numpy as np
 from pydantic import Field
 
 from rlscale.config import StrictModel
+from rlscale.envs.actions import ActionMap, discrete_from_unit
 from rlscale.policies.base import Autoscaler, ClusterState
 from rlscale.policies.observation import ObservationBuilder
 from rlscale.scenario import ScenarioConfig
 from rlscale.specs.catalog import SpecError, validate
-from rlscale.training.actions import ActionMap, discrete_from_unit
 from rlscale.training.config import EnvKwargs, algo_class
 
 MODEL_FILE = "model.zip"

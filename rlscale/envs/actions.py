@@ -1,6 +1,6 @@
 """From an agent's action to a replica count: the one mapping the environment and a deployed policy share.
 
-``rlscale/JetStream-v0`` (``JetStreamEnv._desired`` and the clip in ``step``) and
+``rlscale/JetStream-v0`` (``JetStreamEnv.step``) and
 :class:`rlscale.training.policy.LearnedPolicy` must turn an action into the same
 ``spec.replicas``, or a policy trained in one acts differently in the other.
 :class:`ActionMap` is that mapping, with the size of the action space it implies;
