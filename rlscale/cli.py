@@ -365,3 +365,72 @@ def _split(items: str) -> list[str]:
 
 def main() -> None:
     app()
+
+
+@app.command()
+def controller(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Settings file (kind: ControllerConfig, the ConfigMap's).")
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="The policy: models:/<name>@<alias>, models:/<name>/<version>, runs:/<id>/model, a trained policy "
+            "folder or .zip, or an agent file (agents/hpa-*.yaml)."
+        ),
+    ] = None,
+    namespace: Annotated[str | None, typer.Option(help="Namespace of the Deployment (default: default).")] = None,
+    deployment: Annotated[
+        str | None, typer.Option(help="The Deployment whose scale subresource is set (default: jetstream).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Shadow mode: log each decision beside the fallback HPA's; never patch.")
+    ] = False,
+    prometheus_url: Annotated[
+        str | None, typer.Option(help="Read metrics from this Prometheus (or Google Managed Prometheus) URL.")
+    ] = None,
+    scrape: Annotated[
+        bool, typer.Option("--scrape", help="Scrape each pod's /metrics directly instead of querying Prometheus.")
+    ] = False,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubeconfig file (default: in-cluster service account, else ~/.kube/config).")
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Kubernetes API URL without auth, e.g. the emulator's http://127.0.0.1:P.")
+    ] = None,
+    sync_period_s: Annotated[float | None, typer.Option(min=0.001, help="s between decisions (default 15).")] = None,
+    fallback_hpa: Annotated[
+        Path | None, typer.Option(help="HPA manifest used when the policy cannot act, and shown in dry-run.")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ (default: $MLFLOW_TRACKING_URI).")
+    ] = None,
+    listen_port: Annotated[
+        int | None, typer.Option(min=0, help="Port of the controller's /metrics and /healthz (default 8080).")
+    ] = None,
+    syncs: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many syncs (default: until SIGTERM).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Autoscale a JetStream Deployment live with a trained policy: every sync read the metrics, build the
+    environment's observation, decide, enforce min/max, step caps and holds, and patch deployments/scale.
+    Flags override the settings file. Logs one JSON line per decision on stderr."""
+    from rlscale.deploy.config import load_controller_config
+    from rlscale.deploy.controller import Controller, ControllerError
+    from rlscale.deploy.kube import KubeError
+    from rlscale.deploy.telemetry import configure_json_logging
+
+    configure_json_logging(log_level.upper())
+    try:
+        settings = load_controller_config(
+            config, policy=policy, namespace=namespace, deployment=deployment, dry_run=True if dry_run else None,
+            prometheus_url=prometheus_url, metrics_source="scrape" if scrape else None, sync_period_s=sync_period_s,
+            fallback_hpa=str(fallback_hpa) if fallback_hpa else None, tracking_uri=tracking_uri,
+            listen_port=listen_port,
+        )  # fmt: skip
+        loop = Controller.from_config(settings, api_url=api_url, kubeconfig=str(kubeconfig) if kubeconfig else None)
+        loop.install_signal_handlers()
+        loop.run(max_syncs=syncs)
+    except (SpecError, ControllerError, KubeError, OSError) as exc:
+        _fail(exc)
