@@ -41,8 +41,9 @@ API_VERSIONS = {
 }
 CONTROLLER = "rlscale-controller"  # Deployment, ServiceAccount, Role and its label value
 CONFIG_MAP = "rlscale-controller-config"  # generated, with a content-hash suffix
-CONFIG_FILE = DEPLOY / "controller" / "controller.yaml"
-CONFIG_DIR = "/etc/rlscale"  # the image's entrypoint reads /etc/rlscale/controller.yaml
+CONFIG_KEY = "controller.yaml"  # the settings file, its ConfigMap key and the file name the entrypoint reads
+CONFIG_DIR = "/etc/rlscale"
+IMAGE_AGENTS = "/opt/rlscale/agents"  # the Dockerfile copies agents/ there (fallback_hpa files)
 HPA_BOUNDS = DEPLOY / "controller" / "components" / "manage-hpa-bounds"
 HPA_PATCH = {("autoscaling", "horizontalpodautoscalers", "patch")}  # the contract: only with manage-bounds
 WILDCARD = "*"
@@ -61,7 +62,8 @@ def _kustomizations(kind: str) -> list[Path]:
 
 KUSTOMIZATIONS = _kustomizations("Kustomization")
 COMPONENTS = _kustomizations("Component")
-RAW_FILES = sorted(p for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml" and p != CONFIG_FILE)
+CONFIG_FILES = sorted(DEPLOY.rglob(CONFIG_KEY))
+RAW_FILES = sorted(p for p in DEPLOY.rglob("*.yaml") if p.name not in ("kustomization.yaml", CONFIG_KEY))
 
 
 def _id(path: Path) -> str:
@@ -226,15 +228,24 @@ def rbac_problems(objs: list[dict[str, Any]], spec: dict[str, Any], expected: se
 # --- the controller's configuration -------------------------------------------------------------------------------
 
 
+def settings_file(folder: Path) -> Path | None:
+    """The controller.yaml a kustomization's ConfigMap comes from: its own generator's, else its bases'."""
+    k = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    for generator in k.get("configMapGenerator", []):
+        if generator["name"] == CONFIG_MAP:
+            return folder / generator["files"][0].split("=")[-1]
+    bases = [folder / r for r in k.get("resources", []) if (folder / r).is_dir()]
+    return next((found for base in bases if (found := settings_file(base)) is not None), None)
+
+
 def config_text(objs: list[dict[str, Any]]) -> str:
     config_maps = [o for o in find(objs, "ConfigMap") if o["metadata"]["name"].startswith(CONFIG_MAP)]
     assert len(config_maps) == 1, [ident(o) for o in config_maps]
-    return config_maps[0]["data"]["controller.yaml"]
+    return config_maps[0]["data"][CONFIG_KEY]
 
 
-def config_spec(objs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    text = CONFIG_FILE.read_text() if objs is None else config_text(objs)
-    return yaml.safe_load(text)["spec"]
+def config_spec(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return yaml.safe_load(config_text(objs))["spec"]
 
 
 def controller_container(objs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -244,17 +255,6 @@ def controller_container(objs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _flags(args: Iterable[str]) -> set[str]:
     return {a.split("=", 1)[0] for a in args if a.startswith("--")}
-
-
-def _validate_with_controller_code(path: Path) -> None:
-    """Load the settings file with the controller's own validator (rlscale/deploy/config.py)."""
-    module = pytest.importorskip("rlscale.deploy.config", reason="rlscale.deploy.config is not there yet")
-    for name in ("load_controller_config", "load_config", "read_config"):
-        loader = getattr(module, name, None)
-        if callable(loader):
-            loader(path)
-            return
-    pytest.skip("rlscale.deploy.config has no load_controller_config(path) yet")
 
 
 # --- tests: raw files (no kubectl needed) -------------------------------------------------------------------------
@@ -281,8 +281,17 @@ def test_kustomization_references_exist(folder: Path) -> None:
     assert not missing, f"{folder}: missing {missing}"
 
 
-def test_controller_config_file_validates() -> None:
-    _validate_with_controller_code(CONFIG_FILE)
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=_id)
+def test_controller_settings_validate(path: Path) -> None:
+    """Each ConfigMap source loads with the controller's own validator; a fallback HPA it names is baked into the
+    image (agents/ copied to /opt/rlscale/agents) and is an HPA manifest the controller accepts."""
+    config = pytest.importorskip("rlscale.deploy.config", reason="rlscale.deploy.config is not there yet")
+    spec = config.load_controller_config(path).spec
+    if spec.fallback_hpa is not None:
+        assert spec.fallback_hpa.startswith(f"{IMAGE_AGENTS}/"), "a path inside the image"
+        local = ROOT / "agents" / Path(spec.fallback_hpa).relative_to(IMAGE_AGENTS)
+        controller = pytest.importorskip("rlscale.deploy.controller", reason="rlscale.deploy.controller is not there")
+        assert controller.load_fallback(str(local)) is not None
 
 
 def test_dockerfile_essentials() -> None:
@@ -300,7 +309,8 @@ def test_dockerfile_essentials() -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) > 0, f"USER {users[-1]}: a numeric non-root uid (runAsNonRoot can check it)"
     entrypoints = [json.loads(line.split(None, 1)[1]) for line in final if line.upper().startswith("ENTRYPOINT ")]
-    assert entrypoints[-1] == ["rlscale", "controller", "--config", f"{CONFIG_DIR}/controller.yaml"]
+    assert entrypoints[-1] == ["rlscale", "controller", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}"]
+    assert f"COPY agents {IMAGE_AGENTS}" in final
     pin = re.search(r"pip install torch==(\S+) --index-url https://download\.pytorch\.org/whl/cpu", text)
     assert pin, "torch is installed from PyTorch's CPU index"
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -407,10 +417,11 @@ def test_manage_hpa_bounds_component_adds_only_hpa_patch(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("folder", [k for k in KUSTOMIZATIONS if k.name != "jetstream"], ids=_id)
 def test_config_map_is_the_settings_file(folder: Path) -> None:
-    """The generated ConfigMap carries deploy/controller/controller.yaml unchanged (validated above), mounted where
-    the image's entrypoint reads it."""
+    """The generated ConfigMap carries a controller.yaml unchanged (validated above), mounted where the image's
+    entrypoint reads it."""
     objs = render(folder)
-    assert config_text(objs) == CONFIG_FILE.read_text()
+    source = settings_file(folder)
+    assert source is not None and config_text(objs) == source.read_text()
     config_map = next(o for o in find(objs, "ConfigMap") if o["metadata"]["name"].startswith(CONFIG_MAP))
     pod = one(objs, "Deployment", CONTROLLER)["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v.get("configMap", {}).get("name") == config_map["metadata"]["name"])
