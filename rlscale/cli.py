@@ -434,3 +434,94 @@ def controller(
         loop.run(max_syncs=syncs)
     except (SpecError, ControllerError, KubeError, OSError) as exc:
         _fail(exc)
+
+
+@app.command()
+def emulate(
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML (see envs/).")],
+    speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (0: clock stopped).")] = 1.0,
+    api_port: Annotated[int, typer.Option(min=0, max=65535, help="Kubernetes API on 127.0.0.1 (0: any).")] = 8001,
+    metrics_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Each pod's /metrics and /device/metrics port on 127.0.0.N.")
+    ] = 9100,
+    device_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Each pod's device-plugin /metrics port (as on GKE).")
+    ] = 2112,
+    targets_file: Annotated[
+        Path, typer.Option(help="Prometheus file_sd targets file, rewritten as pods come and go.")
+    ] = Path("runs/emulate/targets.json"),
+    kubeconfig: Annotated[
+        Path, typer.Option(help="Write a kubeconfig for the emulated API here (for kubectl and the controller).")
+    ] = Path("runs/emulate/kubeconfig"),
+    namespace: Annotated[str, typer.Option(help="Namespace of the Deployment.")] = "default",
+    deployment: Annotated[str, typer.Option(help="Deployment name (pods are labelled app=<name>).")] = "jetstream",
+    hpa: Annotated[
+        Path | None, typer.Option(help="An HPA manifest that exists in the namespace from the start.")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Override the scenario's traffic duration, s.")] = None,
+    status_every: Annotated[float, typer.Option(min=0.1, help="Wall seconds between status lines.")] = 5.0,
+    print_prometheus_config: Annotated[
+        bool, typer.Option(help="Print a prometheus.yml scraping the emulated pods (intervals ÷ speed) and exit.")
+    ] = False,
+) -> None:
+    """Run a scenario's fleet in real time behind a Kubernetes API and per-pod metrics endpoints, until Ctrl-C."""
+    import signal
+    import threading
+    import time
+
+    from rlscale.emulator import Emulator, prometheus_config
+    from rlscale.scenario import apply_overrides, load_scenario
+    from rlscale.serving.hbm import PodStartupError
+    from rlscale.specs.catalog import read_document
+
+    try:
+        sc = apply_overrides(load_scenario(scenario), duration_s=duration)
+        hpas = [read_document(hpa)] if hpa else []
+    except (SpecError, ValueError, OSError) as exc:
+        _fail(exc)
+    if print_prometheus_config:
+        per_wall = speed or 1.0  # Prometheus keeps wall time: a simulated interval lasts interval/speed
+        config = prometheus_config(
+            targets_file,
+            scrape_interval_s=sc.metrics.server_scrape_interval_s / per_wall,
+            device_scrape_interval_s=sc.metrics.tpu_scrape_interval_s / per_wall,
+            refresh_interval_s=1.0,
+        )
+        typer.echo(config, nl=False)
+        return
+    try:
+        emu = Emulator(
+            sc, speed, api_port, metrics_port, targets_file, namespace, deployment, device_port=device_port,
+            hpas=hpas,
+        )  # fmt: skip
+    except (SpecError, PodStartupError, ValueError, OSError) as exc:
+        _fail(exc)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    kubeconfig.write_text(emu.kubeconfig())
+    with emu:
+        typer.echo(
+            f"{sc.name}: {sc.pod.model} on {sc.pod.hardware} at {speed:g}x; API {emu.api_url} "
+            f"(kubeconfig {kubeconfig}); pods 127.0.0.N:{metrics_port}/metrics and /device/metrics, "
+            f"device plugin :{device_port}/metrics; targets {targets_file}; Ctrl-C stops"
+        )
+        last, last_wall = emu.snapshot(), time.monotonic()
+        try:
+            while not stop.wait(status_every):
+                now, wall = emu.snapshot(), time.monotonic()
+                sim_s = now.now_s - last.now_s
+                rate = (now.arrived - last.arrived) / sim_s if sim_s > 0 else 0.0
+                r = now.replicas
+                typer.echo(
+                    f"t={now.now_s:8.1f} s  replicas {r.ready} ready / {r.current} current / {r.desired} desired  "
+                    f"{rate:6.2f} req/s  {(now.now_s - last.now_s) / (wall - last_wall):5.1f}x  "
+                    f"lag {now.lag_s:.1f} s  API requests {now.api_requests}"
+                    + ("  (traffic over)" if now.now_s > sc.duration_s else "")
+                )
+                last, last_wall = now, wall
+                if emu.error is not None:
+                    _fail(RuntimeError(f"the simulation stopped: {emu.error!r}"))
+        except KeyboardInterrupt:
+            pass
+    typer.echo(f"stopped at t={emu.now_s:.1f} s")
