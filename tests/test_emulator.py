@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 
 import pytest
 from kubernetes import client
@@ -110,13 +111,14 @@ def test_leases_create_replace_and_conflict(emu):
     _, _, coordination = apis(emu)
     lease = client.V1Lease(
         metadata=client.V1ObjectMeta(name="rlscale-controller"),
-        spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
+        spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15, renew_time=datetime.now(UTC)),
     )
     created = coordination.create_namespaced_lease(NS, lease)
     with pytest.raises(ApiException) as err:
         coordination.create_namespaced_lease(NS, lease)
     assert err.value.status == 409 and json.loads(err.value.body)["reason"] == "AlreadyExists"
     read = coordination.read_namespaced_lease("rlscale-controller", NS)
+    assert read.spec.renew_time == lease.spec.renew_time
     read.spec.holder_identity = "b"
     replaced = coordination.replace_namespaced_lease("rlscale-controller", NS, read)
     assert replaced.spec.holder_identity == "b"
@@ -198,6 +200,7 @@ def test_pod_metrics_pages(emu):
     emu.advance(60)
     pod, address = next(iter(targets.items()))
     status, page = fetch(f"http://{address}/metrics")
+    assert status == 200
     families = {f.name: f for f in text_string_to_metric_families(page)}
     for name in ("jetstream_prefill_backlog_size", "jetstream_slots_used_percentage", "num_requests_waiting"):
         assert families[name].samples[0].labels["id"] == pod
@@ -273,3 +276,22 @@ def test_kubeconfig_works_with_the_client(emu, tmp_path):
     path.write_text(emu.kubeconfig())
     api = kube_config.new_client_from_config(config_file=str(path))
     assert client.AppsV1Api(api).read_namespaced_deployment_scale(NAME, NS).spec.replicas == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rlscale/cluster/fleet.py: a pod bound to a free node and deleted at the same instant stays STARTING "
+    "(its _boot sets the phase before checking deleted_s; _delete of a bound PENDING pod keeps the node)",
+)
+def test_scaling_up_and_down_at_one_instant_leaves_no_stray_pod(emu):
+    apps, _, _ = apis(emu)
+    emu.advance(700)  # the first scale-up's new nodes are up, so a later one binds at once
+    apps.patch_namespaced_deployment_scale(NAME, NS, {"spec": {"replicas": 4}})
+    emu.advance(1200)
+    apps.patch_namespaced_deployment_scale(NAME, NS, {"spec": {"replicas": 2}})
+    emu.advance(60)  # two idle nodes held (scale-down delay)
+    apps.patch_namespaced_deployment_scale(NAME, NS, {"spec": {"replicas": 3}})
+    apps.patch_namespaced_deployment_scale(NAME, NS, {"spec": {"replicas": 2}})  # same simulated instant
+    emu.advance(600)
+    replicas = emu.replicas()
+    assert replicas.current == replicas.desired == 2

@@ -264,14 +264,17 @@ class FleetDeployment:
         ready = "True" if info.ready else "False"
         server = replica.server
         started = self.clock(replica.ready_s if replica.ready_s is not None else record.since_s)
+        pulling = replica.phase is Phase.STARTING
         container: JSON = {
             "name": CONTAINER,
             "image": self._container()["image"],
             "imageID": "",
             "ready": info.ready,
             "restartCount": server.crashes if server else 0,
-            "started": True,
-            "state": {"running": {"startedAt": rfc3339(started)}},
+            "started": not pulling,
+            "state": {"waiting": {"reason": "ContainerCreating"}}
+            if pulling
+            else {"running": {"startedAt": rfc3339(started)}},
         }
         scheduled = rfc3339(self.clock(replica.created_s))
         return {

@@ -97,7 +97,12 @@ class Emulator:
             self.store.create(HPAS, namespace, _with_status(manifest, self.sim.fleet.desired))
         self.driver = RealTimeDriver(self.sim.env, self.lock, speed, on_advance=self.deployment.observe)
         self.network = PodNetwork(self._scrapeable, self._render, self.metrics_port, self.device_port, self._publish)
-        self.api = ApiServer(("127.0.0.1", api_port), KubeApi(self.deployment, self.store, self.lock, self.faults))
+        try:
+            self.api = ApiServer(("127.0.0.1", api_port), KubeApi(self.deployment, self.store, self.lock, self.faults))
+        except OSError:
+            for sock in self._reserved:
+                sock.close()
+            raise
         self._started = self._stopped = False
 
     def _port(self, port: int) -> int:
@@ -172,7 +177,8 @@ class Emulator:
 
     def targets(self) -> dict[str, str]:
         """Pods served now, as ``pod -> "127.0.0.N:metrics_port"``."""
-        return {pod: f"{address}:{self.metrics_port}" for pod, address in self.network.listening.items()}
+        listening = dict(self.network.listening)  # one atomic copy: the network thread changes it
+        return {pod: f"{address}:{self.metrics_port}" for pod, address in listening.items()}
 
     def pod_address(self, pod: str) -> str | None:
         """A pod's loopback address (held from when it runs on a node until it is gone)."""
