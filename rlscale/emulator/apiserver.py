@@ -164,7 +164,16 @@ class KubeApi:
             raise _no_route()
         return self._stored(res, method, ns, name, selector, content_type, body, dry_run)
 
-    def _deployments(self, method, ns, name, sub, content_type, body, dry_run) -> JSON:
+    def _deployments(
+        self,
+        method: str,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        content_type: str,
+        body: Any,
+        dry_run: bool,
+    ) -> JSON:
         d = self.deployment
         if name is None and sub is None and method == "GET":
             items = [d.deployment()] if ns in (None, d.namespace) else []
@@ -183,7 +192,17 @@ class KubeApi:
             return d.write_scale(apply_patch(d.scale(), body, content_type), dry_run)
         raise _not_allowed(method)
 
-    def _stored(self, res, method, ns, name, selector, content_type, body, dry_run) -> JSON:
+    def _stored(
+        self,
+        res: Resource,
+        method: str,
+        ns: str,
+        name: str | None,
+        selector: str | None,
+        content_type: str,
+        body: Any,
+        dry_run: bool,
+    ) -> JSON:
         store = self.store
         if name is None:
             if method == "GET":
