@@ -22,6 +22,16 @@ from kubernetes import client
 SELECTOR = "app=jetstream"
 
 
+class Clock:
+    """An injectable wall clock (epoch seconds) that moves only when told."""
+
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
 @dataclass
 class Fault:
     method: str
@@ -62,7 +72,7 @@ class _Server:
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
         self.host, self.port = self.httpd.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"

@@ -155,6 +155,8 @@ class PrometheusMetrics:
         return self._cached(("rate", name, window_s), lambda: self._per_pod(name, "rate", window_s))
 
     def _cached(self, key: tuple, fetch: Callable[[], object]):
+        if not self._pods:  # no pods, no metrics: nothing to ask
+            return {} if key[0] != "external" else None
         if key not in self._answers:
             try:
                 self._answers[key] = fetch()
