@@ -343,3 +343,19 @@ def test_cli_runs_logs_json_decisions_and_stops_cleanly_on_sigterm(kube, prom):
     assert (decision["current"], decision["applied"], decision["action"]) == (2, 3, "scaled")
     assert "controller stopped after" in rest and "released" in rest
     assert lease_holder(kube) is None
+
+
+def test_the_controller_drives_the_emulated_cluster_by_scraping_its_pods(tmp_path):
+    """The emulator (rlscale.emulator) as the cluster: its API server, its pods' pages, its fleet simulator."""
+    emulator = pytest.importorskip("rlscale.emulator")
+    with emulator.Emulator(ROOT / "envs" / "steady.yaml", speed=1.0) as emu:
+        metrics = {"source": "scrape", "scrape_port": emu.metrics_port, "device_port": emu.device_port}
+        body = {"policy": static_agent(tmp_path, 2), "listen_port": None, "sync_period_s": 0.2, "metrics": metrics}
+        path = tmp_path / "controller.yaml"
+        path.write_text(yaml.safe_dump({"kind": "ControllerConfig", "spec": body}))
+        controller = Controller.from_config(load_controller_config(path), api_url=emu.api_url)
+        assert controller.run(max_syncs=2) == 2
+        with emu.lock:
+            assert emu.sim.fleet.desired == 2
+    text = generate_latest(controller.telemetry.registry).decode()
+    assert 'rlscale_controller_decisions_total{outcome="scale_down",source="policy"} 1.0' in text

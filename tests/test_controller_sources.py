@@ -298,6 +298,7 @@ def test_only_scrapeable_pods_are_scraped(sim, pages):
     pages.hits.clear()
     ScrapedPodMetrics(pages.port, device_port=None).refresh(pods)
     assert sorted(name for name, _ in pages.hits) == sorted(p.name for p in pods if p.ready)
+    assert ScrapedPodMetrics(pages.port, device_port=None).external_metrics == ()  # not expected: not partial
     with pytest.raises(MetricsUnavailable, match="0 of 1 pods ready to scrape"):
         ScrapedPodMetrics(pages.port).refresh([LivePod("x", ready=False, ip="127.0.0.9")])
 

@@ -25,7 +25,6 @@ from rlscale.deploy.kube import KubeCluster, KubeError, cluster_state
 from rlscale.deploy.leader import LeaseElector
 from rlscale.deploy.safety import Decision, Health, Limits, MetricsHealth, assess, decide
 from rlscale.deploy.sources import (
-    OBSERVED_EXTERNAL,
     OBSERVED_GAUGES,
     MetricsUnavailable,
     PrometheusMetrics,
@@ -195,7 +194,7 @@ class Controller:
             return None
         try:
             self.metrics.refresh(pods)
-            health = assess(self.metrics, pods, OBSERVED_GAUGES, OBSERVED_EXTERNAL)
+            health = assess(self.metrics, pods, OBSERVED_GAUGES, self.metrics.external_metrics)
         except MetricsUnavailable as exc:
             self.telemetry.errors.labels("metrics_unavailable").inc()
             health = MetricsHealth(Health.UNAVAILABLE, str(exc))

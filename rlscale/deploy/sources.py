@@ -120,6 +120,7 @@ class PrometheusMetrics:
         self.stale_after_s, self.timeout_s, self.clock = stale_after_s, timeout_s, clock
         self.session = session or requests.Session()
         self._auth = _GoogleAuth() if urlparse(self.url).hostname == GMP_HOST else None
+        self.external_metrics = OBSERVED_EXTERNAL  # what it can answer: the observation's External metrics
         self._pods: tuple[str, ...] = ()
         self._answers: dict[tuple, object] = {}
 
@@ -284,6 +285,7 @@ class ScrapedPodMetrics:
         self.session = session or requests.Session()
         self.max_workers = max_workers
         self.keep_s = max(stale_after_s, RATE_WINDOW_S) * 2
+        self.external_metrics = OBSERVED_EXTERNAL if device_port is not None else ()  # HBM needs the device pages
         self.server: dict[str, deque[tuple[float, dict[str, float]]]] = {}
         self.device: dict[str, deque[tuple[float, dict[str, float]]]] = {}
         self._now = clock()
