@@ -278,11 +278,6 @@ def test_kubeconfig_works_with_the_client(emu, tmp_path):
     assert client.AppsV1Api(api).read_namespaced_deployment_scale(NAME, NS).spec.replicas == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rlscale/cluster/fleet.py: a pod bound to a free node and deleted at the same instant stays STARTING "
-    "(its _boot sets the phase before checking deleted_s; _delete of a bound PENDING pod keeps the node)",
-)
 def test_scaling_up_and_down_at_one_instant_leaves_no_stray_pod(emu):
     apps, _, _ = apis(emu)
     emu.advance(700)  # the first scale-up's new nodes are up, so a later one binds at once

@@ -180,3 +180,20 @@ def test_requests_are_conserved_across_scaling(steps, rate, routing):
         assert arrived == completed + failed + h.fleet.in_flight()
         assert len(h.done) == completed + failed
         assert len(h.fleet.live_replicas()) == h.fleet.desired
+
+
+def test_a_pod_created_and_deleted_in_one_instant_on_a_free_node_leaves_nothing_behind():
+    """Scale 2 -> 3 -> 2 at one instant while a node idles: the new pod binds at once and must not boot."""
+    h = FleetHarness(provisioning_s=200.0, replicas=3)
+    h.at(10.0, lambda: h.fleet.set_replicas(2))  # frees a node, held through the scale-down delay
+
+    def up_and_down():
+        h.fleet.set_replicas(3)
+        h.fleet.set_replicas(2)
+
+    h.at(20.0, up_and_down)
+    h.run(20.0 + 2 * WARM_START_S)
+    live = [r for r in h.fleet.replicas if r.phase is not Phase.GONE]
+    assert len(live) == 2
+    assert all(r.phase is Phase.READY for r in live)
+    assert sum(n.tenant is not None for n in h.fleet.nodes.held()) == 2

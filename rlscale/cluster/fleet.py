@@ -230,11 +230,12 @@ class Fleet:
             (Phase.LOADING, self.delays.weight_load_s),
             (Phase.WARMING, self.delays.warmup_s),
         ):
+            if replica.deleted_s is not None:  # deleted, possibly at the very instant its node was bound
+                return
             replica.phase = phase
             yield self.env.timeout(delay)
-            if replica.deleted_s is not None:
-                return
-        self._become_ready(replica)
+        if replica.deleted_s is None:
+            self._become_ready(replica)
 
     def _become_ready(self, replica: Replica) -> None:
         replica.server = JetStreamPod(
@@ -253,6 +254,8 @@ class Fleet:
         if replica.phase is Phase.PENDING:
             self.nodes.cancel(replica)
             replica.phase = Phase.GONE
+            if replica.node is not None:  # bound to a free node this instant; its boot has not run yet
+                self.nodes.release(replica.node)
             return
         if replica.phase is not Phase.READY:  # no server yet: the container just stops
             replica.phase = Phase.GONE
