@@ -411,6 +411,13 @@ def controller(
     syncs: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many syncs (default: until SIGTERM).")
     ] = None,
+    clock_speed: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Simulated seconds per wall second (default 1), >1 only against `rlscale emulate --speed K`.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Autoscale a JetStream Deployment live with a trained policy: every sync read the metrics, build the
@@ -427,7 +434,7 @@ def controller(
             config, policy=policy, namespace=namespace, deployment=deployment, dry_run=True if dry_run else None,
             prometheus_url=prometheus_url, metrics_source="scrape" if scrape else None, sync_period_s=sync_period_s,
             fallback_hpa=str(fallback_hpa) if fallback_hpa else None, tracking_uri=tracking_uri,
-            listen_port=listen_port,
+            listen_port=listen_port, clock_speed=clock_speed,
         )  # fmt: skip
         loop = Controller.from_config(settings, api_url=api_url, kubeconfig=str(kubeconfig) if kubeconfig else None)
         loop.install_signal_handlers()

@@ -3,6 +3,8 @@
 Reading guide (each module imports only those above it, plus ``rlscale.policies`` / ``rlscale.metrics``):
 
 * ``config`` — the settings file (``kind: ControllerConfig``, a ConfigMap) and CLI overrides.
+* ``timescale`` — the controller's clock (:class:`TimeScale`): simulated seconds, faster than wall time against an
+  emulator (``clock_speed``), and the conversions at its edges (waits, PromQL windows, rates).
 * ``pods`` — a pod as listed by the API (:class:`LivePod`): what policies see, where to scrape.
 * ``sources`` — metric sources implementing ``MetricsView``: the Prometheus HTTP API (:class:`PrometheusMetrics`)
   or direct scraping (:class:`ScrapedPodMetrics`); ``refresh()`` raises ``MetricsUnavailable``.

@@ -95,6 +95,13 @@ class ControllerSpec(StrictModel):
     listen_port: int | None = Field(
         8080, ge=0, le=65535, description="The controller's own /metrics and /healthz (0: any free port; null: off)."
     )
+    clock_speed: float = Field(
+        1.0,
+        gt=0,
+        description="Simulated seconds per wall second, >1 only against `rlscale emulate --speed K`: the sync "
+        "period, staleness and Lease timings run in simulated seconds, PromQL windows shrink and rates are per "
+        "simulated second.",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ControllerSpec:
@@ -122,6 +129,7 @@ OVERRIDE_PATHS = {
     "prometheus_url": ("metrics", "prometheus_url"),
     "metrics_source": ("metrics", "source"),
     "fallback_hpa": ("fallback_hpa",),
+    "clock_speed": ("clock_speed",),
 }
 
 

@@ -6,7 +6,8 @@ Every ``sync_period_s``: read the Deployment's scale and pods → refresh the me
 side by side) → :func:`~rlscale.deploy.safety.decide` → PATCH the scale subresource (unless dry-run) → an Event on
 the Deployment. The loop is level-based and idempotent: each sync re-reads everything, so a failed sync is simply
 retried at the next one. Every decision is one JSON log line with the observation and its feature names, so it
-can be replayed offline.
+can be replayed offline. The loop's clock is a :class:`~rlscale.deploy.timescale.TimeScale`: simulated seconds
+at ``spec.clock_speed`` per wall second (the wall clock on a real cluster, where the speed is 1).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rlscale.deploy.sources import (
     ScrapedPodMetrics,
 )
 from rlscale.deploy.telemetry import ControllerMetrics, StatusServer
+from rlscale.deploy.timescale import TimeScale
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.observation import ObservationBuilder
@@ -80,7 +82,7 @@ def load_fallback(path: str | None) -> HPAPolicy | None:
 
 
 def metrics_source(
-    settings: MetricsSettings, namespace: str, clock: Callable[[], float] = time.time
+    settings: MetricsSettings, namespace: str, clock: TimeScale | Callable[[], float] = time.time
 ) -> PrometheusMetrics | ScrapedPodMetrics:
     if settings.source == "prometheus":
         return PrometheusMetrics(
@@ -113,18 +115,18 @@ class Controller:
         *,
         fallback: HPAPolicy | None = None,
         elector: LeaseElector | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: TimeScale | Callable[[], float] = time.time,
         telemetry: ControllerMetrics | None = None,
     ) -> None:
         self.spec, self.cluster, self.metrics, self.policy = spec, cluster, metrics, policy
-        self.fallback, self.elector, self.clock = fallback, elector, clock
+        self.fallback, self.elector, self.clock = fallback, elector, TimeScale.of(clock)
         self.telemetry = telemetry or ControllerMetrics()
         self.limits = Limits(spec.min_replicas, spec.max_replicas, spec.max_change_per_step)
         self.observe = observation_builder(policy)
         self.managed_hpas: list[str] = []
         self.status_server: StatusServer | None = None
         self._stop = threading.Event()
-        self._last_loop = clock()
+        self._last_loop = self.clock()
         self.cluster.on_retry = lambda kind: self.telemetry.errors.labels(f"kube_{kind}").inc()
         policy_period = getattr(policy, "sync_period_s", spec.sync_period_s)
         if not math.isclose(policy_period, spec.sync_period_s):
@@ -144,8 +146,10 @@ class Controller:
         identity: str | None = None,
     ) -> Controller:
         """Validate and load everything that can fail locally (policy, fallback HPA, API configuration) before the
-        first request to the cluster: a bad reference fails here, with nothing touched."""
+        first request to the cluster: a bad reference fails here, with nothing touched. ``clock`` is the wall
+        clock; the controller runs ``spec.clock_speed`` times faster on it."""
         spec = config.spec
+        clock = TimeScale(spec.clock_speed, clock)
         policy = load_policy(spec.policy, spec.tracking_uri)
         fallback = load_fallback(spec.fallback_hpa)
         cluster = KubeCluster.connect(spec.namespace, spec.deployment, api_url=api_url, kubeconfig=kubeconfig)
@@ -181,7 +185,7 @@ class Controller:
     # ---- one sync ------------------------------------------------------------------------------------------
     def run_once(self) -> Decision | None:
         """One sync; the decision, or None when this replica is not the leader or the cluster could not be read."""
-        started = self.clock()
+        started, wall_started = self.clock(), self.clock.wall()
         if self.elector is not None and not self.elector.is_leader:
             self._log("standby", {"holder": self.elector.holder})
             return None
@@ -206,8 +210,8 @@ class Controller:
             if self.fallback is not None:
                 fallback_out = self._ask(self.fallback, state, "fallback")
         decision = decide(scale.spec_replicas, health, self.limits, policy_out, fallback_out, self.fallback is not None)
-        acted = self._act(decision, scale.resource_version, started)
-        self._record(decision, acted, health, observation, policy_out, fallback_out, started)
+        acted = self._act(decision, scale.resource_version, wall_started)
+        self._record(decision, acted, health, observation, policy_out, fallback_out, wall_started)
         return decision
 
     def _ask(self, policy: Autoscaler, state: Any, kind: str) -> int | Exception | None:
@@ -219,7 +223,7 @@ class Controller:
             log.exception("%s failed", kind)
             return exc
 
-    def _act(self, decision: Decision, resource_version: str | None, started: float) -> str:
+    def _act(self, decision: Decision, resource_version: str | None, wall_started: float) -> str:
         """What happened to the decision: dry-run, unchanged, scaled, not-leader or failed."""
         if self.spec.dry_run:
             return "dry-run"
@@ -234,7 +238,7 @@ class Controller:
             self.telemetry.errors.labels("kube_api").inc()
             log.warning("scale patch failed: %s", exc)
             return "failed"
-        self.telemetry.action_latency.observe(self.clock() - started)
+        self.telemetry.action_latency.observe(self.clock.wall() - wall_started)
         try:
             self.cluster.record_event("SuccessfulRescale", f"New size: {decision.applied}; reason: {decision.reason}")
         except KubeError as exc:
@@ -266,7 +270,7 @@ class Controller:
         observation: Any,
         policy_out: Any,
         fallback_out: Any,
-        started: float,
+        wall_started: float,
     ) -> None:
         t = self.telemetry
         if decision.held:
@@ -295,7 +299,7 @@ class Controller:
             "metrics": health.status.value,
             "policy": _jsonable(policy_out),
             "hpa": _jsonable(fallback_out),
-            "sync_s": round(self.clock() - started, 4),
+            "sync_s": round(self.clock.wall() - wall_started, 4),  # wall seconds the sync took
         }
         if observation is not None:
             for name, value in zip(self.observe.names, observation, strict=True):
@@ -310,7 +314,8 @@ class Controller:
     # ---- the loop --------------------------------------------------------------------------------------------
     def healthy(self) -> bool:
         """The loop is turning (a stuck controller is restarted by the kubelet's liveness probe)."""
-        return self.clock() - self._last_loop < max(3 * self.spec.sync_period_s, 30.0)
+        silent_wall_s = self.clock.wall_s(self.clock() - self._last_loop)
+        return silent_wall_s < max(self.clock.wall_s(3 * self.spec.sync_period_s), 30.0)
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to end after the current step (also the SIGTERM/SIGINT handler)."""
@@ -321,8 +326,8 @@ class Controller:
             signal.signal(sig, self.stop)
 
     def run(self, max_syncs: int | None = None) -> int:
-        """Sync every ``sync_period_s`` (renewing the Lease in between) until stopped or ``max_syncs`` syncs;
-        then release the Lease. Returns the number of syncs."""
+        """Sync every ``sync_period_s`` (renewing the Lease in between; both simulated seconds) until stopped or
+        ``max_syncs`` syncs; then release the Lease. Returns the number of syncs."""
         self.preflight()
         if self.spec.listen_port is not None:
             self.status_server = StatusServer(self.telemetry.registry, self.healthy, self.spec.listen_port)
@@ -345,7 +350,7 @@ class Controller:
                         next_sync = self.clock() + period
                     if max_syncs is not None and syncs >= max_syncs:
                         break
-                self._stop.wait(max(0.0, min(next_sync, next_renew) - self.clock()))
+                self._stop.wait(self.clock.wall_s(max(0.0, min(next_sync, next_renew) - self.clock())))
         finally:
             if self.elector is not None:
                 self.elector.release()

@@ -8,7 +8,9 @@ trained on the simulator observes the same quantities live:
   fresh samples; any other External metric is the mean of the per-pod values; None when nothing is fresh;
 * ``counter_rate(name, window_s)``: per-pod increase per second over the window, counter resets handled.
 
-A sample older than ``stale_after_s`` counts as missing. ``refresh(pods)`` reads the source once per sync for the
+A sample older than ``stale_after_s`` counts as missing. Windows, staleness and rates are in the controller's
+simulated seconds (:class:`~rlscale.deploy.timescale.TimeScale`; wall seconds on a real cluster); HTTP timeouts
+are wall seconds. ``refresh(pods)`` reads the source once per sync for the
 Deployment's current pods, and raises :class:`MetricsUnavailable` (saying why) when the source is down, times
 out, or has nothing fresh for any pod; the controller then holds.
 
@@ -33,6 +35,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from rlscale.deploy.pods import LivePod
+from rlscale.deploy.timescale import TimeScale, promql_duration
 from rlscale.metrics.pipeline import DEVICE_METRICS
 from rlscale.policies.observation import RATE_WINDOW_S
 
@@ -46,8 +49,9 @@ OBSERVED_RATES = (("jetstream_request_success_count_total", RATE_WINDOW_S),)
 MEMORY_USED_PERCENTAGE = "memory_used_percentage"
 
 # PromQL templates. {selector} is namespace="…",pod=~"…" for the Deployment's current pods; {window} is the
-# staleness window for gauges and the rate window for counters (e.g. 60s). last_over_time() returns a series'
-# newest sample only if it falls in the window, so Prometheus itself drops stale pods.
+# staleness window for gauges and the rate window for counters, in Prometheus's wall time (60s; 4000ms at speed 15).
+# last_over_time() returns a series' newest sample only if it falls in the window, so Prometheus itself drops stale
+# pods.
 GAUGE_QUERY = "last_over_time({name}{{selector}}[{window}])"
 RATE_QUERY = "rate({name}{{selector}}[{window}])"
 EXTERNAL_QUERY = "avg(last_over_time({name}{{selector}}[{window}]))"
@@ -72,11 +76,12 @@ def default_query(name: str, kind: str) -> str:
 
 
 def render(template: str, namespace: str, pods: Sequence[str], window_s: float) -> str:
-    """A template with its placeholders filled (plain replacement, so PromQL's own braces need no escaping)."""
+    """A template with its placeholders filled (plain replacement, so PromQL's own braces need no escaping);
+    ``window_s`` is in wall seconds, as Prometheus stores samples."""
     # RE2 escapes inside a PromQL string literal, where a backslash is itself escaped
     regex = "|".join(re.escape(p).replace("\\", "\\\\") for p in sorted(pods)) or "^$"  # no pods: match none
     selector = f'namespace="{namespace}",pod=~"{regex}"'
-    values = {"{selector}": selector, "{namespace}": namespace, "{pods}": regex, "{window}": f"{window_s:g}s"}
+    values = {"{selector}": selector, "{namespace}": namespace, "{pods}": regex, "{window}": promql_duration(window_s)}
     for key, value in values.items():
         template = template.replace(key, value)
     return template
@@ -97,9 +102,11 @@ class PrometheusMetrics:
 
     Per-pod results are keyed by the ``pod`` label (else ``id``) and kept only for the Deployment's listed pods;
     several series of one pod are averaged (gauges) or summed (rates). A result whose sample time is older than
-    ``stale_after_s`` is dropped too. Rates come from PromQL's ``rate()``, which extrapolates to the window's
-    edges where the simulator divides by the span between the edge samples: the two agree to within one
-    scrape interval's share of the window. For Google Managed Prometheus (a URL on monitoring.googleapis.com)
+    ``stale_after_s`` is dropped too. Against an emulator at speed K (``clock`` a :class:`TimeScale`), range
+    windows shrink to wall seconds (``[60s]`` → ``[4000ms]`` at K = 15) and ``rate()`` is divided by K, so the
+    answers are per simulated second, as the simulator's. Rates come from PromQL's ``rate()``, which extrapolates
+    to the window's edges where the simulator divides by the span between the edge samples: the two agree to
+    within one scrape interval's share of the window. For Google Managed Prometheus (a URL on monitoring.googleapis.com)
     requests carry a bearer token from google-auth's application default credentials, when google-auth is
     installed.
     """
@@ -113,11 +120,11 @@ class PrometheusMetrics:
         stale_after_s: float = 60.0,
         timeout_s: float = 5.0,
         session: requests.Session | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: TimeScale | Callable[[], float] = time.time,
     ) -> None:
         self.url = url.rstrip("/")
         self.namespace, self.queries = namespace, dict(queries or {})
-        self.stale_after_s, self.timeout_s, self.clock = stale_after_s, timeout_s, clock
+        self.stale_after_s, self.timeout_s, self.clock = stale_after_s, timeout_s, TimeScale.of(clock)
         self.session = session or requests.Session()
         self._auth = _GoogleAuth() if urlparse(self.url).hostname == GMP_HOST else None
         self.external_metrics = OBSERVED_EXTERNAL  # what it can answer: the observation's External metrics
@@ -168,8 +175,9 @@ class PrometheusMetrics:
 
     # ---- queries ---------------------------------------------------------------------------------------
     def query_for(self, name: str, kind: str, window_s: float) -> str:
-        """The PromQL sent for ``name`` read as ``kind`` over the current pods."""
-        return render(self.queries.get(name, default_query(name, kind)), self.namespace, self._pods, window_s)
+        """The PromQL sent for ``name`` read as ``kind`` over the current pods (``window_s`` in simulated s)."""
+        template = self.queries.get(name, default_query(name, kind))
+        return render(template, self.namespace, self._pods, self.clock.wall_s(window_s))
 
     def _per_pod(self, name: str, kind: str, window_s: float) -> dict[str, float]:
         listed, by_pod = set(self._pods), {}
@@ -177,8 +185,9 @@ class PrometheusMetrics:
             pod = next((labels[k] for k in POD_LABELS if k in labels), None)
             if pod in listed:
                 by_pod.setdefault(pod, []).append(value)
-        combine = sum if kind == "rate" else np.mean
-        return {pod: float(combine(values)) for pod, values in by_pod.items()}
+        if kind == "rate":  # per wall second in Prometheus; per simulated second for the policy
+            return {pod: self.clock.per_sim_s(float(sum(values))) for pod, values in by_pod.items()}
+        return {pod: float(np.mean(values)) for pod, values in by_pod.items()}
 
     def _external(self, name: str) -> float | None:
         values = [value for _, value in self._query(self.query_for(name, "external", self.stale_after_s))]
@@ -203,7 +212,7 @@ class PrometheusMetrics:
             why = body.get("error") or response.text[:200]
             raise MetricsUnavailable(f"prometheus at {self.url}: HTTP {response.status_code} for {promql!r}: {why}")
         data = body.get("data", {})
-        now = self.clock()
+        now = self.clock.wall()  # Prometheus's timestamps are wall time
         if data.get("resultType") == "scalar":
             results = [{"metric": {}, "value": data.get("result")}]
         else:
@@ -212,7 +221,7 @@ class PrometheusMetrics:
         for item in results:
             ts, raw = item["value"]
             value = float(raw)
-            if math.isfinite(value) and now - float(ts) <= self.stale_after_s:
+            if math.isfinite(value) and self.clock.sim_s(now - float(ts)) <= self.stale_after_s:
                 out.append((item.get("metric", {}), value))
         return out
 
@@ -263,7 +272,8 @@ class ScrapedPodMetrics:
     JetStream's page is at ``http://<podIP>:<scrape_port><scrape_path>``; the device plugin's (optional) at
     ``http://<podIP>:<device_port><device_path>``. Each pod keeps a short history of scrapes, enough for
     ``counter_rate`` over the observation's window and for the staleness rule: a pod that does not answer keeps
-    its last sample until it is ``stale_after_s`` old.
+    its last sample until it is ``stale_after_s`` old. Scrapes are stamped with the controller's simulated clock
+    (``clock``, a :class:`TimeScale` against an emulator), so rates come out per simulated second as they are.
     """
 
     def __init__(
@@ -276,19 +286,19 @@ class ScrapedPodMetrics:
         stale_after_s: float = 60.0,
         timeout_s: float = 5.0,
         session: requests.Session | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: TimeScale | Callable[[], float] = time.time,
         max_workers: int = 16,
     ) -> None:
         self.scrape_port, self.scrape_path = scrape_port, scrape_path
         self.device_port, self.device_path = device_port, device_path
-        self.stale_after_s, self.timeout_s, self.clock = stale_after_s, timeout_s, clock
+        self.stale_after_s, self.timeout_s, self.clock = stale_after_s, timeout_s, TimeScale.of(clock)
         self.session = session or requests.Session()
         self.max_workers = max_workers
         self.keep_s = max(stale_after_s, RATE_WINDOW_S) * 2
         self.external_metrics = OBSERVED_EXTERNAL if device_port is not None else ()  # HBM needs the device pages
         self.server: dict[str, deque[tuple[float, dict[str, float]]]] = {}
         self.device: dict[str, deque[tuple[float, dict[str, float]]]] = {}
-        self._now = clock()
+        self._now = self.clock()
 
     def refresh(self, pods: Sequence[LivePod]) -> ScrapedPodMetrics:
         """Scrape every scrape-able pod once; raise MetricsUnavailable if no listed pod has a fresh sample."""
