@@ -212,6 +212,14 @@ def test_an_existing_hpa_is_refused(tmp_path, kube, prom):
     assert kube.patches == [] and not any(p.endswith("/scale") for _, p in kube.requests)
 
 
+def test_a_dry_run_shadows_an_existing_hpa_without_touching_it(tmp_path, kube, prom):
+    kube.hpas = [hpa_json("jetstream-hpa", "jetstream", 1, 8)]
+    feed(prom, kube, slots=1.0)
+    controller = make(tmp_path, kube, prom, HPA_SLOTS, dry_run=True)
+    controller.run(max_syncs=1)  # preflight included: no refusal
+    assert kube.writes() == [] and kube.patches == [] and kube.hpa_patches == []
+
+
 def test_manage_bounds_pins_the_existing_hpa_to_the_count(tmp_path, kube, prom):
     kube.hpas = [hpa_json("jetstream-hpa", "jetstream", 1, 8)]
     feed(prom, kube, slots=1.0)

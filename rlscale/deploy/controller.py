@@ -174,6 +174,10 @@ class Controller:
             return
         names = ", ".join(h.name for h in hpas)
         target = f"deployment {self.spec.namespace}/{self.spec.deployment}"
+        if self.spec.dry_run:  # shadow mode never writes, so it may watch beside the HPA it is meant to replace
+            log.info("dry run beside HorizontalPodAutoscaler %s on %s: deciding in its shadow, touching nothing",
+                     names, target)  # fmt: skip
+            return
         if self.spec.existing_hpa == "refuse":
             raise ControllerError(
                 f"HorizontalPodAutoscaler {names} already targets {target}: two autoscalers would fight over its "
