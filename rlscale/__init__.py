@@ -1,4 +1,4 @@
-"""rlscale: autoscaling JetStream LLM inference fleets, simulated and learned.
+"""rlscale: autoscaling JetStream LLM inference fleets, simulated, learned and deployed.
 
 Reading guide (dependencies point down this list, never up):
 
@@ -7,11 +7,21 @@ Reading guide (dependencies point down this list, never up):
 * ``rlscale.serving`` — one JetStream pod: ``step_time`` (roofline model),
   ``calibration`` (fits it), ``pod`` (the orchestrator's pipeline in simpy,
   decode in closed form), ``hbm``, ``metrics`` (the /metrics pages).
-* ``rlscale.workload`` — arrival processes and request lengths.
-* ``scenario``, ``single_pod``, ``kpis`` — a run: configuration, wiring, results.
+* ``rlscale.workload`` — arrival processes, request lengths, trace replay.
+* ``rlscale.cluster`` — the fleet: pod lifecycle, nodes and cost, routing.
+* ``rlscale.metrics`` — the scrape/adapter pipeline a controller reads through.
+* ``scenario``, ``simulation``, ``kpis``, ``timeline`` — a run: configuration, wiring, results.
+* ``rlscale.hpa`` — the Kubernetes HPA algorithm, ported; ``rlscale.policies`` — autoscalers behind one
+  interface (``Autoscaler.recommend(ClusterState)``) and the observation every learned policy sees.
+* ``rlscale.envs`` — the Gymnasium environment ``rlscale/JetStream-v0`` and its action mapping.
+* ``rlscale.training`` — Stable-Baselines3 training, MLflow tracking and registry, ``LearnedPolicy``.
+* ``rlscale.experiments``, ``tuning``, ``tracking`` — comparisons over seeds, HPA tuning, MLflow.
+* ``rlscale.deploy`` — the live controller (same observation code, Kubernetes API, Prometheus);
+  ``rlscale.emulator`` — the simulated fleet behind a Kubernetes API subset, for end-to-end tests.
 * ``cli`` — the ``rlscale`` command; ``plots`` — figures (matplotlib, lazily).
 
-Start with ``rlscale.serving.pod.JetStreamPod`` and ``rlscale.serving.step_time``.
+Start with ``rlscale.serving.pod.JetStreamPod``, ``rlscale.envs.jetstream.JetStreamEnv`` and
+``rlscale.deploy.controller.Controller``.
 """
 
 import gymnasium as _gymnasium

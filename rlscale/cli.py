@@ -12,7 +12,8 @@ import typer
 from rlscale.specs.catalog import SpecError, hardware_catalog, load_hardware, load_model, model_catalog
 
 app = typer.Typer(
-    help="Autoscaling JetStream LLM inference fleets: simulate pods, price steps, calibrate.",
+    help="Autoscaling JetStream LLM inference fleets: simulate, tune the HPA, train and compare RL policies, "
+    "and run them against a cluster.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
