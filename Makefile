@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: setup run test lint bench calibrate
+.PHONY: setup run test lint bench calibrate train train-wide learned-vs-tuned
 setup: $(STAMP)
 
 run: $(STAMP)
@@ -30,3 +30,17 @@ bench: $(STAMP)
 
 calibrate: $(STAMP)
 	$(BIN)/rlscale calibrate --report calibration.md --plot calibration.png
+
+# The best learned autoscaler, reproducibly: PPO on the training mix (every evaluation scenario held out), seed 0,
+# registered as models:/rlscale-ppo-train-mix@champion in ./mlflow.db.
+train: $(STAMP)
+	$(BIN)/rlscale train --agent agents/ppo.yaml --scenario envs/train-mix.yaml --seed 0 --model-name rlscale-ppo-train-mix
+
+# The same agent on a wider training mix (rates x 0.5-2.5): the ablation of experiments/README.md.
+train-wide: $(STAMP)
+	$(BIN)/rlscale train --agent agents/ppo.yaml --scenario envs/train-wide.yaml --seed 0 --model-name rlscale-ppo-train-wide
+
+# The headline comparison (experiments/README.md): both learned policies (make train, make train-wide) against the
+# tuned HPAs, saturation, static and the oracle on held-out scenarios and seeds.
+learned-vs-tuned: $(STAMP)
+	$(BIN)/rlscale compare experiments/learned-vs-tuned.yaml

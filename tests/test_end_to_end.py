@@ -223,11 +223,6 @@ def test_the_run_kept_pace(run):
     assert len(run.decisions) >= 0.8 * syncs, f"{len(run.decisions)} decisions in {syncs:.0f} sync periods"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the policy in tests/data/policy (runs/train/ppo-train-mix-s0) does not react to load: at 3 req/s it "
-    "goes to 8-10 pods within a minute and stays there, in the simulator too. Replace the policy, then this mark.",
-)
 def test_scales_up_under_the_load_step_and_back_down_after_it(run):
     before = max(run.desired(end=STEP_START_S))
     peak = max(run.desired(STEP_START_S, STEP_END_S))

@@ -327,7 +327,12 @@ class Controller:
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self.stop)
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, *_: Any) -> None:
+        """Stop from another thread: the handler runs in the main thread, which may hold the stop Event's own lock
+        (inside ``wait``); setting the Event here could deadlock on it."""
+        threading.Thread(target=self.stop, name="controller-stop", daemon=True).start()
 
     def run(self, max_syncs: int | None = None) -> int:
         """Sync every ``sync_period_s`` (renewing the Lease in between; both simulated seconds) until stopped or
