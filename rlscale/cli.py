@@ -203,18 +203,34 @@ def compare(
         str | None,
         typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
     ] = None,
+    executor: Annotated[
+        str, typer.Option(help="Where the runs execute: local (a process pool) or ray (Ray tasks; rlscale[ray]).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster for --executor ray (auto, ray://host:10001; default: a local Ray instance)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")
+    ] = False,
 ) -> None:
     """Run every agent on every scenario under every seed; write results.csv, report.md and plots; log to MLflow."""
     from rlscale.experiments.compare import compare as run_comparison
+    from rlscale.experiments.executors import ExecutorError
     from rlscale.experiments.runner import RunFailed
     from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     try:
-        result = run_comparison(experiment, out, workers=workers, tracking_uri=uri)
-    except (SpecError, RunFailed, TrackingError, OSError) as exc:
+        result = run_comparison(
+            experiment, out, workers=workers, tracking_uri=uri, executor=executor, ray_address=ray_address,
+            resume=resume,
+        )  # fmt: skip
+    except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
         _fail(exc)
-    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s")
+    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s on {result.executor}")
+    if resume:
+        typer.echo(f"  resumed: skipped {result.skipped} finished run(s) found in {result.out}/cells/")
     typer.echo(f"  wrote  {result.out}/report.md, results.csv, pareto.png, timelines_*.png, timelines/")
     typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
 
@@ -336,12 +352,23 @@ def evaluate(
             "files without their own tracking_uri load models:/ and runs:/ models from it too."
         ),
     ] = None,
+    executor: Annotated[
+        str, typer.Option(help="Where the runs execute: local (a process pool) or ray (Ray tasks; rlscale[ray]).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster for --executor ray (auto, ray://host:10001; default: a local Ray instance)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")
+    ] = False,
 ) -> None:
     """Compare agents on scenarios over seeds without an experiment file: the compare pipeline (report, CIs, Pareto)."""
     import os
 
     from rlscale.experiments.compare import compare as run_comparison
     from rlscale.experiments.config import experiment_from_lists
+    from rlscale.experiments.executors import ExecutorError
     from rlscale.experiments.runner import RunFailed
     from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
 
@@ -352,10 +379,15 @@ def evaluate(
             _split(scenarios), _split(agents), [int(x) for x in _split(seeds)], name=name, duration_s=duration,
             workers=workers, source="rlscale evaluate",
         )  # fmt: skip
-        result = run_comparison(experiment, out, workers=workers, tracking_uri=uri)
-    except (SpecError, RunFailed, TrackingError, ValueError, OSError) as exc:
+        result = run_comparison(
+            experiment, out, workers=workers, tracking_uri=uri, executor=executor, ray_address=ray_address,
+            resume=resume,
+        )  # fmt: skip
+    except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
         _fail(exc)
-    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s")
+    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s on {result.executor}")
+    if resume:
+        typer.echo(f"  resumed: skipped {result.skipped} finished run(s) found in {result.out}/cells/")
     typer.echo(f"  wrote  {result.out}/report.md, results.csv, pareto.png, timelines_*.png, timelines/")
     typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
 

@@ -7,12 +7,14 @@ the one before produced, so tracking can be skipped or pointed anywhere.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlscale.experiments.config import Experiment, load_experiment
+from rlscale.experiments.executors import LocalExecutor, RayExecutor, make_executor
 from rlscale.experiments.figures import pareto_plot, timelines_plot
 from rlscale.experiments.report import (
     REPORT_COLUMNS,
@@ -21,7 +23,7 @@ from rlscale.experiments.report import (
     write_results_csv,
     write_timelines,
 )
-from rlscale.experiments.runner import RunRecord, run_experiment
+from rlscale.experiments.runner import CellStore, RunRecord, cell_keys, run_experiment
 from rlscale.experiments.stats import result_rows, summarize
 
 
@@ -39,6 +41,8 @@ class Comparison:
     timelines: dict[str, Path] = field(default_factory=dict)  # run label -> its timeline CSV
     tracking_uri: str | None = None
     mlflow_run_id: str | None = None
+    executor: str = "local"
+    skipped: int = 0  # cells a resumed comparison found finished in out/cells and did not run again
 
 
 def source_commit() -> str:
@@ -73,26 +77,59 @@ def compare(
     workers: int | None = None,
     tracking_uri: str | None = None,
     progress: bool = True,
+    executor: str | LocalExecutor | RayExecutor = "local",
+    ray_address: str | None = None,
+    resume: bool = False,
 ) -> Comparison:
-    """Run ``experiment`` and write ``out``; log it to MLflow at ``tracking_uri`` (None: not tracked)."""
+    """Run ``experiment`` on ``executor`` (``local``: a process pool; ``ray``: Ray tasks on ``ray_address`` or a
+    local instance) and write ``out``; log it to MLflow at ``tracking_uri`` (None: not tracked).
+
+    Every finished run is stored in ``out/cells/`` as it completes; with ``resume`` the runs stored there are not run
+    again. Writing and tracking happen here, on the driver, once every run is in, so an interrupted sweep logged
+    nothing and its resumption logs one MLflow run; a resumption that had nothing left to run and finds this
+    comparison already logged at ``tracking_uri`` does not log it again."""
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
+    if resume and out is None:
+        raise ValueError("--resume needs --out: the folder of the comparison to resume")
     if tracking_uri is not None:
         from rlscale.tracking.mlflow_tracker import check_tracking
 
         check_tracking(tracking_uri)
     workers = workers or experiment.workers
+    out = out or default_out(experiment)
+    cells = CellStore(out / "cells")
+    skipped = sum(cells.load(key) is not None for key in cell_keys(experiment)) if resume else 0
+    if isinstance(executor, str):
+        executor = make_executor(executor, workers=workers, ray_address=ray_address)
     start = time.perf_counter()
-    records = run_experiment(experiment, workers=workers, progress=progress)
+    records = run_experiment(
+        experiment, workers=workers, progress=progress, executor=executor, cells=cells, resume=resume
+    )
     wall_s = time.perf_counter() - start
-    comparison = Comparison(experiment, records, out or default_out(experiment), wall_s, source_commit(), workers)
+    comparison = Comparison(experiment, records, out, wall_s, source_commit(), workers, executor=executor.name)
+    comparison.skipped = skipped
     write_outputs(comparison)
     if tracking_uri is not None:
-        from rlscale.tracking.mlflow_tracker import track_comparison
-
+        logged = out / "mlflow_run.json"
+        previous = _read_json(logged) if resume and skipped == len(records) else None
         comparison.tracking_uri = tracking_uri
-        comparison.mlflow_run_id = track_comparison(comparison, tracking_uri)
+        if previous and previous.get("tracking_uri") == tracking_uri and previous.get("run_id"):
+            comparison.mlflow_run_id = previous["run_id"]
+        else:
+            from rlscale.tracking.mlflow_tracker import track_comparison
+
+            comparison.mlflow_run_id = track_comparison(comparison, tracking_uri)
+            logged.write_text(json.dumps({"tracking_uri": tracking_uri, "run_id": comparison.mlflow_run_id}) + "\n")
     return comparison
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def write_outputs(comparison: Comparison) -> None:

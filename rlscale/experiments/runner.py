@@ -1,24 +1,26 @@
-"""Run every (scenario, agent, seed) of an experiment, in parallel processes.
+"""Run every (scenario, agent, seed) of an experiment, in parallel processes or Ray tasks (``executors``).
 
 Each run is independent and seeded, and results are put back in experiment
 order, so the numbers do not depend on the number of workers or on which run
 finishes first. A worker receives paths, not objects: it loads the scenario and
 builds the agent itself, so nothing stateful crosses a process boundary, and it
-returns plain dicts.
+returns plain dicts. Each run is a cell keyed (experiment, scenario, agent, seed): stored as it finishes, so a
+resumed sweep runs only the cells it lacks.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import os
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from rlscale.experiments.config import Experiment
+from rlscale.experiments.executors import LocalExecutor, RayExecutor
 
 
 class RunFailed(RuntimeError):
@@ -94,28 +96,93 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def run_experiment(experiment: Experiment, workers: int | None = None, progress: bool = True) -> list[RunRecord]:
-    """Every run of ``experiment`` on ``workers`` processes (default: the experiment's); records in experiment order."""
+@dataclass(frozen=True)
+class CellKey:
+    """What identifies one run across submissions: experiment, scenario, agent and seed (and the files and duration
+    behind them, so a changed experiment does not reuse a stale cell)."""
+
+    experiment: str
+    scenario: str
+    agent: str
+    seed: int
+    scenario_path: str
+    agent_path: str
+    duration_s: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario}__{self.agent}__seed{self.seed}"
+
+
+def cell_keys(experiment: Experiment) -> list[CellKey]:
+    """The keys of ``run_specs(experiment)``, in the same order."""
+    return [
+        CellKey(
+            experiment.name, scenario, agent, seed, str(scenario_path), str(agent_path), experiment.config.duration_s
+        )
+        for scenario, scenario_path in zip(experiment.scenario_names, experiment.scenario_paths, strict=True)
+        for agent, agent_path in zip(experiment.agent_names, experiment.agent_paths, strict=True)
+        for seed in experiment.seeds
+    ]
+
+
+class CellStore:
+    """Finished runs as ``<folder>/<scenario>__<agent>__seed<seed>.json`` (key and result), each written whole
+    (temporary file, then rename) as its run finishes, so an interrupted sweep keeps every finished cell."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def path(self, key: CellKey) -> Path:
+        return self.folder / f"{key.label}.json"
+
+    def load(self, key: CellKey) -> dict[str, Any] | None:
+        """The stored result of ``key``, or None when it is missing, unreadable or stored under another key."""
+        try:
+            data = json.loads(self.path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("key") != asdict(key):
+            return None
+        return data.get("result")
+
+    def save(self, key: CellKey, result: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": asdict(key), "result": result}))
+        os.replace(tmp, path)
+
+
+def run_experiment(
+    experiment: Experiment,
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    executor: LocalExecutor | RayExecutor | None = None,
+    cells: CellStore | None = None,
+    resume: bool = False,
+) -> list[RunRecord]:
+    """Every run of ``experiment`` on ``executor`` (default: a local pool of ``workers`` processes, default the
+    experiment's); records in experiment order. With ``cells``, each finished run is stored there as it completes;
+    with ``resume`` too, runs already stored are not run again."""
     specs = run_specs(experiment)
-    workers = min(workers or experiment.workers, len(specs))
-    bar = tqdm(total=len(specs), unit="run", desc=experiment.name, disable=not progress)
+    keys = cell_keys(experiment)
+    if executor is None:
+        executor = LocalExecutor(min(workers or experiment.workers, len(specs)))
     results: dict[int, dict[str, Any]] = {}
+    if cells is not None and resume:
+        for i, key in enumerate(keys):
+            stored = cells.load(key)
+            if stored is not None:
+                results[i] = stored
+    todo = [i for i in range(len(specs)) if i not in results]
+    bar = tqdm(total=len(specs), initial=len(results), unit="run", desc=experiment.name, disable=not progress)
     with bar:
-        if workers == 1:
-            for i, spec in enumerate(specs):
-                bar.set_postfix_str(spec.label, refresh=False)
-                results[i] = run_one(spec)
-                bar.update()
-        else:
-            # spawn, not fork: workers start clean, whatever threads or state the parent holds.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures: dict[Future, int] = {pool.submit(run_one, spec): i for i, spec in enumerate(specs)}
-                try:
-                    for future in as_completed(futures):
-                        results[futures[future]] = future.result()
-                        bar.update()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)  # one failed run fails the experiment: stop now
-                    raise
+        for j, result in executor.map_unordered(run_one, [specs[i] for i in todo]):
+            i = todo[j]
+            results[i] = result
+            if cells is not None:
+                cells.save(keys[i], result)
+            bar.update()
     return [RunRecord(**results[i]) for i in range(len(specs))]
