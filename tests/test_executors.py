@@ -92,6 +92,7 @@ def test_resume_runs_only_the_missing_cells(local, tmp_path):
     (out / "results.csv").unlink()
     resumed = compare(local.experiment, out, resume=True, progress=False)
     assert resumed.skipped == 3
+    assert json.loads((out / "experiment.json").read_text())["resumed_cells"] == 3
     assert {p.name: p.stat().st_mtime_ns for p in cells if p != cells[1]} == kept  # not run, not rewritten
     assert cells[1].exists()
     assert dumped(resumed.records) == dumped(first.records) == dumped(local.records)

@@ -158,5 +158,8 @@ def write_outputs(comparison: Comparison) -> None:
     )
     files["report.md"].write_text(report)
     files["experiment.json"] = out / "experiment.json"
-    write_manifest(files["experiment.json"], experiment, comparison.git_commit, comparison.wall_s, comparison.workers)
+    write_manifest(
+        files["experiment.json"], experiment, comparison.git_commit, comparison.wall_s, comparison.workers,
+        comparison.executor, comparison.skipped,
+    )  # fmt: skip
     comparison.files = files

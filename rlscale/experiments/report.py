@@ -83,7 +83,10 @@ def write_timelines(folder: Path, records: Sequence[RunRecord]) -> dict[str, Pat
     return paths
 
 
-def write_manifest(path: Path, experiment: Experiment, git_commit: str, wall_s: float, workers: int) -> None:
+def write_manifest(
+    path: Path, experiment: Experiment, git_commit: str, wall_s: float, workers: int, executor: str = "local",
+    skipped: int = 0,
+) -> None:  # fmt: skip
     """``experiment.json``: the experiment as run (resolved paths, seeds), the command and commit: the run describes
     itself."""
     manifest = {
@@ -92,6 +95,8 @@ def write_manifest(path: Path, experiment: Experiment, git_commit: str, wall_s: 
         "scenario_paths": [str(p) for p in experiment.scenario_paths],
         "agent_paths": [str(p) for p in experiment.agent_paths],
         "workers": workers,
+        "executor": executor,
+        "resumed_cells": skipped,
         "wall_s": wall_s,
         "command": sys.argv,
         "git_commit": git_commit,
