@@ -123,6 +123,7 @@ class PodNetwork:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="emulator-pod-network", daemon=True)
         self._warned: set[tuple[str, str]] = set()
+        self._reconciling = threading.Lock()  # the poll thread and advance() both reconcile
 
     def start(self) -> None:
         self.reconcile()  # listeners up before start() returns
@@ -143,7 +144,12 @@ class PodNetwork:
             self.reconcile()
 
     def reconcile(self) -> None:
-        """Open listeners for new scrape-able pods, close those of pods that stopped serving."""
+        """Open listeners for new scrape-able pods, close those of pods that stopped serving. Serialized: a
+        reconcile working from an older ``targets()`` would close a listener another one just opened."""
+        with self._reconciling:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
         wanted = self.targets()
         changed = False
         for pod in [p for p, address in self.listening.items() if wanted.get(p) != address]:
