@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0  # first, so nothing pulls a multi-GB CUDA build
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ray]'  # ray: the optional executor, tested in CI
 	touch $(STAMP)
 
 .PHONY: setup run test lint bench calibrate train train-wide learned-vs-tuned
