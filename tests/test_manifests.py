@@ -54,16 +54,23 @@ def _documents(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
+RAY = DEPLOY / "ray"  # KubeRay's RayJob (ray.io/v1, no schema here): tests/test_manifests_ray.py checks it
+
+
+def _ours(paths) -> list[Path]:
+    return sorted(p for p in paths if RAY not in p.parents)
+
+
 def _kustomizations(kind: str) -> list[Path]:
     return [
-        p.parent for p in sorted(DEPLOY.rglob("kustomization.yaml")) if yaml.safe_load(p.read_text())["kind"] == kind
+        p.parent for p in _ours(DEPLOY.rglob("kustomization.yaml")) if yaml.safe_load(p.read_text())["kind"] == kind
     ]
 
 
 KUSTOMIZATIONS = _kustomizations("Kustomization")
 COMPONENTS = _kustomizations("Component")
-CONFIG_FILES = sorted(DEPLOY.rglob(CONFIG_KEY))
-RAW_FILES = sorted(p for p in DEPLOY.rglob("*.yaml") if p.name not in ("kustomization.yaml", CONFIG_KEY))
+CONFIG_FILES = _ours(DEPLOY.rglob(CONFIG_KEY))
+RAW_FILES = _ours(p for p in DEPLOY.rglob("*.yaml") if p.name not in ("kustomization.yaml", CONFIG_KEY))
 
 
 def _id(path: Path) -> str:

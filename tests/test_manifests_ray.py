@@ -20,7 +20,7 @@ from tests.test_manifests import KUBECTL, NO_KUBECTL, _documents, ident, one, re
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = ROOT / "deploy" / "ray"
-RAW_FILES = sorted(p for p in RAY.glob("*.yml") if p.name != "kustomization.yml")
+RAW_FILES = sorted(p for p in RAY.glob("*.yaml") if p.name != "kustomization.yaml")
 RAY_API = "ray.io/v1"
 MLFLOW_ENV = "MLFLOW_TRACKING_URI"
 RESULTS = "/results"
@@ -48,7 +48,7 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_kustomization_references_exist() -> None:
-    k = yaml.safe_load((RAY / "kustomization.yml").read_text())
+    k = yaml.safe_load((RAY / "kustomization.yaml").read_text())
     assert k["apiVersion"].startswith("kustomize.config.k8s.io/") and k["kind"] == "Kustomization"
     missing = [r for r in k["resources"] if not (RAY / r).exists()]
     assert not missing, f"{RAY}: missing {missing}"
