@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rlscale.specs.catalog import SpecError, hardware_catalog, load_hardware, load_model, model_catalog
+
+if TYPE_CHECKING:  # the comparison pulls in matplotlib and MLflow: imported only by the commands that run one
+    from rlscale.experiments.compare import Comparison
 
 app = typer.Typer(
     help="Autoscaling JetStream LLM inference fleets: simulate, tune the HPA, train and compare RL policies, "
@@ -192,6 +195,26 @@ def simulate(
     typer.echo(f"  wrote      {folder}/summary.json, timeline.csv, timeline.png")
 
 
+# Options shared by the commands that fan runs out (compare, evaluate).
+ExecutorOption = Annotated[
+    str, typer.Option(help="Where the runs execute: local (a process pool) or ray (Ray tasks; rlscale[ray]).")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster for --executor ray (auto, ray://host:10001; default: a local Ray instance)."),
+]
+ResumeOption = Annotated[bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")]
+
+
+def _echo_comparison(result: Comparison, resume: bool, uri: str) -> None:
+    """What a comparison wrote, where it logged, and what a resume reused."""
+    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s on {result.executor}")
+    if resume:
+        typer.echo(f"  resumed: skipped {result.skipped} finished run(s) found in {result.out}/cells/")
+    typer.echo(f"  wrote  {result.out}/report.md, results.csv, pareto.png, timelines_*.png, timelines/")
+    typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
+
+
 @app.command()
 def compare(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML (see experiments/).")],
@@ -203,16 +226,9 @@ def compare(
         str | None,
         typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
     ] = None,
-    executor: Annotated[
-        str, typer.Option(help="Where the runs execute: local (a process pool) or ray (Ray tasks; rlscale[ray]).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster for --executor ray (auto, ray://host:10001; default: a local Ray instance)."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")
-    ] = False,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    resume: ResumeOption = False,
 ) -> None:
     """Run every agent on every scenario under every seed; write results.csv, report.md and plots; log to MLflow."""
     from rlscale.experiments.compare import compare as run_comparison
@@ -228,11 +244,7 @@ def compare(
         )  # fmt: skip
     except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
         _fail(exc)
-    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s on {result.executor}")
-    if resume:
-        typer.echo(f"  resumed: skipped {result.skipped} finished run(s) found in {result.out}/cells/")
-    typer.echo(f"  wrote  {result.out}/report.md, results.csv, pareto.png, timelines_*.png, timelines/")
-    typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
+    _echo_comparison(result, resume, uri)
 
 
 @app.command()
@@ -352,16 +364,9 @@ def evaluate(
             "files without their own tracking_uri load models:/ and runs:/ models from it too."
         ),
     ] = None,
-    executor: Annotated[
-        str, typer.Option(help="Where the runs execute: local (a process pool) or ray (Ray tasks; rlscale[ray]).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster for --executor ray (auto, ray://host:10001; default: a local Ray instance)."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")
-    ] = False,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    resume: ResumeOption = False,
 ) -> None:
     """Compare agents on scenarios over seeds without an experiment file: the compare pipeline (report, CIs, Pareto)."""
     import os
@@ -385,11 +390,7 @@ def evaluate(
         )  # fmt: skip
     except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
         _fail(exc)
-    typer.echo(f"{result.experiment.name}: {len(result.records)} runs in {result.wall_s:.1f} s on {result.executor}")
-    if resume:
-        typer.echo(f"  resumed: skipped {result.skipped} finished run(s) found in {result.out}/cells/")
-    typer.echo(f"  wrote  {result.out}/report.md, results.csv, pareto.png, timelines_*.png, timelines/")
-    typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
+    _echo_comparison(result, resume, uri)
 
 
 def _split(items: str) -> list[str]:

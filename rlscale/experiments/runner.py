@@ -98,32 +98,24 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class CellKey:
-    """What identifies one run across submissions: experiment, scenario, agent and seed (and the files and duration
-    behind them, so a changed experiment does not reuse a stale cell)."""
+    """What identifies one run across submissions: experiment, scenario and agent names, and the run itself (files,
+    seed, duration), so a changed experiment does not reuse a stale cell."""
 
     experiment: str
     scenario: str
     agent: str
-    seed: int
-    scenario_path: str
-    agent_path: str
-    duration_s: float | None
+    spec: RunSpec
 
     @property
     def label(self) -> str:
-        return f"{self.scenario}__{self.agent}__seed{self.seed}"
+        return f"{self.scenario}__{self.agent}__seed{self.spec.seed}"
 
 
 def cell_keys(experiment: Experiment) -> list[CellKey]:
     """The keys of ``run_specs(experiment)``, in the same order."""
-    return [
-        CellKey(
-            experiment.name, scenario, agent, seed, str(scenario_path), str(agent_path), experiment.config.duration_s
-        )
-        for scenario, scenario_path in zip(experiment.scenario_names, experiment.scenario_paths, strict=True)
-        for agent, agent_path in zip(experiment.agent_names, experiment.agent_paths, strict=True)
-        for seed in experiment.seeds
-    ]
+    names = [(s, a) for s in experiment.scenario_names for a in experiment.agent_names for _ in experiment.seeds]
+    specs = run_specs(experiment)
+    return [CellKey(experiment.name, s, a, spec) for (s, a), spec in zip(names, specs, strict=True)]
 
 
 class CellStore:
