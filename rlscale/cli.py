@@ -263,25 +263,57 @@ def tune(
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: runs/tune/<agent>__<scenario>__<time>).")
     ] = None,
+    batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Settings Optuna proposes at once; their runs go out together. The trials depend on it (not on "
+            "the executor): keep it when comparing searches.",
+        ),
+    ] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel processes (default: CPU count).")] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    resume: Annotated[
+        bool, typer.Option(help="Reuse the runs already finished in --out (out/cells/); needs --out.")
+    ] = False,
 ) -> None:
-    """Find the cheapest HPA target (and behaviour) that meets the SLOs, the guide's way, with Optuna."""
+    """Find the cheapest HPA target (and behaviour) that meets the SLOs, the guide's way, with Optuna.
+
+    Each trial runs every seed; the (setting, seed) runs of a batch go out together on the executor, and each is
+    stored in out/cells/ as it finishes, so --resume continues an interrupted search without running them again."""
     import csv
+    import os
     import time
 
     import yaml
 
+    from rlscale.experiments.cells import CellStore
+    from rlscale.experiments.executors import ExecutorError, make_executor
+    from rlscale.experiments.runner import RunFailed
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.specs.catalog import read_document
     from rlscale.tuning import tune as run_tuning
 
+    if resume and out is None:
+        _fail(ValueError("--resume needs --out: the folder of the search to resume"))
     try:
         sc = apply_overrides(load_scenario(scenario), duration_s=duration)
         manifest = read_document(agent)
-        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
-        result = run_tuning(manifest, sc, seed_list, trials, slo_attainment, behaviour, progress=True)
-    except (SpecError, ValueError, OSError) as exc:
+        seed_list = _int_list(seeds, "--seeds")
+        folder = out or Path("runs") / "tune" / f"{agent.stem}__{sc.name}__{time.strftime('%Y%m%d-%H%M%S')}"
+        start = time.perf_counter()
+        with make_executor(executor, workers=workers or os.cpu_count() or 1, ray_address=ray_address) as runner:
+            result = run_tuning(
+                manifest, sc, seed_list, trials, slo_attainment, behaviour, progress=True, batch=batch,
+                executor=runner, cells=CellStore(folder / "cells"), resume=resume, search=f"{agent.stem}__{sc.name}",
+            )  # fmt: skip
+        wall_s = time.perf_counter() - start
+    except (SpecError, RunFailed, ExecutorError, ValueError, OSError) as exc:
         _fail(exc)
-    folder = out or Path("runs") / "tune" / f"{agent.stem}__{sc.name}__{time.strftime('%Y%m%d-%H%M%S')}"
+    typer.echo(f"{len(result.trials)} trials × {len(seed_list)} seeds in {wall_s:.1f} s on {executor}")
+    if resume:
+        typer.echo(f"  resumed: reused {result.skipped} finished run(s) found in {folder}/cells/")
     folder.mkdir(parents=True, exist_ok=True)
     names = list(result.trials[0].values) if result.trials else []
     with (folder / "trials.csv").open("w", newline="") as f:
@@ -381,7 +413,7 @@ def evaluate(
     os.environ["MLFLOW_TRACKING_URI"] = uri  # inherited by the run processes, where learned agents load
     try:
         experiment = experiment_from_lists(
-            _split(scenarios), _split(agents), [int(x) for x in _split(seeds)], name=name, duration_s=duration,
+            _split(scenarios), _split(agents), _int_list(seeds, "--seeds"), name=name, duration_s=duration,
             workers=workers, source="rlscale evaluate",
         )  # fmt: skip
         result = run_comparison(
@@ -395,6 +427,17 @@ def evaluate(
 
 def _split(items: str) -> list[str]:
     return [item.strip() for item in items.split(",") if item.strip()]
+
+
+def _int_list(items: str, option: str) -> list[int]:
+    """Comma-separated integers (seeds); an error that names the option otherwise."""
+    try:
+        values = [int(item) for item in _split(items)]
+    except ValueError:
+        raise ValueError(f"{option}: expected comma-separated integers, got {items!r}") from None
+    if not values:
+        raise ValueError(f"{option}: give at least one")
+    return values
 
 
 def main() -> None:

@@ -15,11 +15,16 @@ back into the cluster.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlscale.experiments.cells import CellStore, run_cells
+from rlscale.experiments.executors import LocalExecutor, RayExecutor
+from rlscale.experiments.runner import RunFailed
 from rlscale.policies.hpa import HPAPolicy, sample_name
 from rlscale.scenario import ScenarioConfig
 from rlscale.simulation import run_scenario
@@ -104,21 +109,72 @@ class TuneResult:
     best: Evaluation | None  # None: no setting met the SLOs
     best_manifest: dict | None
     trials: list[Evaluation] = field(default_factory=list)
+    skipped: int = 0  # (setting, seed) runs a resumed search found stored and did not run again
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One work unit of a search: one setting of the manifest under one seed. Picklable, so any executor runs it."""
+
+    manifest: dict
+    scenario: ScenarioConfig
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class SeedRunKey:
+    """A unit's identity across submissions: the search, a digest of the setting's whole manifest and the scenario,
+    and the seed. The same setting asked again (a resumed search re-asks the same settings) finds its result."""
+
+    search: str
+    setting: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.setting[:16]}__seed{self.seed}"
+
+
+def key_of(search: str, unit: SeedRun) -> SeedRunKey:
+    doc = {"manifest": unit.manifest, "scenario": unit.scenario.model_dump(mode="json")}
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    return SeedRunKey(search, digest, unit.seed)
+
+
+def run_seed(unit: SeedRun) -> dict[str, float]:
+    """Simulate one setting under one seed; a worker's whole job. A failure names the seed."""
+    try:
+        kpis = run_scenario(
+            unit.scenario.model_copy(update={"seed": unit.seed}), autoscaler=HPAPolicy.from_manifest(unit.manifest)
+        ).kpis
+    except Exception as exc:
+        raise RunFailed(f"tuning {unit.scenario.name}, {unit.label}: {type(exc).__name__}: {exc}") from None
+    attainment = 0.0 if math.isnan(kpis.slo_attainment) else kpis.slo_attainment
+    return {"cost_usd": kpis.cost_usd, "chip_hours": kpis.chip_hours, "slo_attainment": attainment}
+
+
+def summarize_seeds(values: dict[str, float], runs: Sequence[dict[str, float]], slo_attainment: float) -> Evaluation:
+    """Mean cost and chip-hours over the seeds; feasible when the worst seed reaches ``slo_attainment``."""
+    worst = min(r["slo_attainment"] for r in runs)
+    return Evaluation(
+        values,
+        sum(r["cost_usd"] for r in runs) / len(runs),
+        sum(r["chip_hours"] for r in runs) / len(runs),
+        worst,
+        worst >= slo_attainment,
+    )
 
 
 def evaluate(
     manifest: dict, scenario: ScenarioConfig, seeds: Sequence[int], slo_attainment: float, values: dict[str, float]
 ) -> Evaluation:
-    costs, hours, attainments = [], [], []
-    for seed in seeds:
-        kpis = run_scenario(
-            scenario.model_copy(update={"seed": seed}), autoscaler=HPAPolicy.from_manifest(manifest)
-        ).kpis
-        costs.append(kpis.cost_usd)
-        hours.append(kpis.chip_hours)
-        attainments.append(0.0 if math.isnan(kpis.slo_attainment) else kpis.slo_attainment)
-    worst = min(attainments)
-    return Evaluation(values, sum(costs) / len(costs), sum(hours) / len(hours), worst, worst >= slo_attainment)
+    """One setting over ``seeds``, here and in order."""
+    runs = [run_seed(SeedRun(manifest, scenario, seed)) for seed in seeds]
+    return summarize_seeds(values, runs, slo_attainment)
 
 
 def tune(
@@ -131,24 +187,63 @@ def tune(
     sampler: Any = None,
     seed: int = 0,
     progress: bool = False,
+    *,
+    batch: int = 1,
+    executor: LocalExecutor | RayExecutor | None = None,
+    cells: CellStore | None = None,
+    resume: bool = False,
+    search: str = "tune",
 ) -> TuneResult:
-    """Search the manifest's knobs with Optuna (TPE with the SLO as a constraint unless a sampler is given)."""
+    """Search the manifest's knobs with Optuna (TPE with the SLO as a constraint unless a sampler is given).
+
+    Optuna proposes ``batch`` settings at a time (ask); every (setting, seed) of the batch runs on ``executor``
+    (default: here, one at a time); the batch is told back in proposal order. The trials depend on ``batch`` and the
+    seeds only, never on the executor or the order runs finish in, so a local and a Ray search with the same
+    arguments return the same trials. With ``batch`` > 1, TPE's constant liar keeps a batch's proposals apart.
+    With ``cells`` each run is stored under its :class:`SeedRunKey`; with ``resume`` stored runs are reused.
+    """
     import optuna
+    from tqdm import tqdm
 
+    if batch < 1:
+        raise ValueError(f"batch: must be at least 1, got {batch}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    executor = executor or LocalExecutor(1)
     knobs = knobs_for(manifest, behaviour)
-    trials: list[Evaluation] = []
-
-    def objective(trial: optuna.Trial) -> float:
-        values = {k.name: k.suggest(trial) for k in knobs}
-        result = evaluate(with_values(manifest, knobs, values), scenario, seeds, slo_attainment, values)
-        trial.set_constraint("slo_attainment", slo_attainment - result.slo_attainment)  # feasible when <= 0
-        trials.append(result)
-        return result.cost_usd
-
-    sampler = sampler or optuna.samplers.TPESampler(seed=seed)
+    sampler = sampler or optuna.samplers.TPESampler(seed=seed, constant_liar=batch > 1)
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    study.optimize(objective, n_trials=n_trials, show_progress_bar=progress)
-    feasible = [t for t in trials if t.feasible]
-    best = min(feasible, key=lambda t: t.cost_usd) if feasible else None
-    return TuneResult(best, with_values(manifest, knobs, best.values) if best else None, trials)
+    result = TuneResult(None, None)
+    with tqdm(total=n_trials * len(seeds), unit="run", desc=f"tune {scenario.name}", disable=not progress) as bar:
+        exhausted = False
+        while len(result.trials) < n_trials:
+            asked = [study.ask() for _ in range(min(batch, n_trials - len(result.trials)))]
+            settings = [{k.name: k.suggest(trial) for k in knobs} for trial in asked]
+            units = [SeedRun(with_values(manifest, knobs, v), scenario, s) for v in settings for s in seeds]
+            keys = [key_of(search, unit) for unit in units]
+            if cells is not None and resume:
+                result.skipped += cells.count(keys)
+            runs = run_cells(executor, run_seed, units, keys, cells, resume, on_done=bar.update)
+            for i, (trial, values) in enumerate(zip(asked, settings, strict=True)):
+                evaluation = summarize_seeds(values, runs[i * len(seeds) : (i + 1) * len(seeds)], slo_attainment)
+                trial.set_constraint("slo_attainment", slo_attainment - evaluation.slo_attainment)  # feasible <= 0
+                exhausted |= _tell(study, trial, evaluation.cost_usd)
+                result.trials.append(evaluation)
+            if exhausted:
+                break
+    feasible = [t for t in result.trials if t.feasible]
+    result.best = min(feasible, key=lambda t: t.cost_usd) if feasible else None
+    result.best_manifest = with_values(manifest, knobs, result.best.values) if result.best else None
+    return result
+
+
+def _tell(study: Any, trial: Any, value: float) -> bool:
+    """Tell ``study`` the trial's value; True when the sampler asked to stop (grid and brute-force samplers do when
+    their space is exhausted). Optuna only lets ``Study.stop`` run inside ``optimize``, so under ask-and-tell the
+    request arrives as a RuntimeError, after the trial is recorded."""
+    try:
+        study.tell(trial, value)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+        return True
+    return False

@@ -48,16 +48,6 @@ def local(tmp_path_factory):
     return compare(write_experiment(folder), folder / "local", progress=False)
 
 
-@pytest.fixture(scope="module")
-def ray_executor():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rlscale[ray]')")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield make_executor("ray")
-    finally:
-        ray.shutdown()
-
-
 def test_local_is_the_default_and_unknown_executors_are_refused(local):
     assert local.executor == "local" and local.skipped == 0
     assert sorted(p.name for p in (local.out / "cells").iterdir()) == [

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlscale.experiments.cells import CellStore
 from rlscale.experiments.config import Experiment, load_experiment
 from rlscale.experiments.executors import LocalExecutor, RayExecutor, make_executor
 from rlscale.experiments.figures import pareto_plot, timelines_plot
@@ -23,7 +24,7 @@ from rlscale.experiments.report import (
     write_results_csv,
     write_timelines,
 )
-from rlscale.experiments.runner import CellStore, RunRecord, cell_keys, run_experiment
+from rlscale.experiments.runner import RunRecord, cell_keys, run_experiment
 from rlscale.experiments.stats import result_rows, summarize
 
 
@@ -99,13 +100,18 @@ def compare(
     workers = workers or experiment.workers
     out = out or default_out(experiment)
     cells = CellStore(out / "cells")
-    skipped = sum(cells.load(key) is not None for key in cell_keys(experiment)) if resume else 0
+    skipped = cells.count(cell_keys(experiment)) if resume else 0
+    owned = isinstance(executor, str)
     if isinstance(executor, str):
         executor = make_executor(executor, workers=workers, ray_address=ray_address)
     start = time.perf_counter()
-    records = run_experiment(
-        experiment, workers=workers, progress=progress, executor=executor, cells=cells, resume=resume
-    )
+    try:
+        records = run_experiment(
+            experiment, workers=workers, progress=progress, executor=executor, cells=cells, resume=resume
+        )
+    finally:
+        if owned:
+            executor.close()
     wall_s = time.perf_counter() - start
     comparison = Comparison(experiment, records, out, wall_s, source_commit(), workers, executor=executor.name)
     comparison.skipped = skipped

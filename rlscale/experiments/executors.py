@@ -29,29 +29,45 @@ class ExecutorError(RuntimeError):
 
 
 class LocalExecutor:
-    """Items in this process (``workers == 1``) or on a pool of ``workers`` spawned processes."""
+    """Items in this process (``workers == 1``, or a single item) or on a pool of ``workers`` spawned processes,
+    kept between maps (a search maps one batch after another) until :meth:`close`."""
 
     name = "local"
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
-        workers = min(self.workers, len(items))
-        if workers <= 1:
+        if min(self.workers, len(items)) <= 1:
             for i, item in enumerate(items):
                 yield i, fn(item)
             return
-        # spawn, not fork: workers start clean, whatever threads or state the parent holds.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures: dict[Future, int] = {pool.submit(fn, item): i for i, item in enumerate(items)}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)  # one failed item fails the whole map: stop now
-                raise
+        if self._pool is None:
+            # spawn, not fork: workers start clean, whatever threads or state the parent holds.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        pool = self._pool
+        futures: dict[Future, int] = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)  # one failed item fails the whole map: stop now
+            raise
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _ray_call(fn: Callable[[Any], Any], item: Any) -> Any:
@@ -112,6 +128,15 @@ class RayExecutor:
             for ref in pending:
                 ray.cancel(ref)
             raise
+
+    def close(self) -> None:
+        """Leave Ray running: the instance outlives one map, and a cluster is not ours to stop."""
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _get(self, ref: Any, item: Any) -> Any:
         ray = self.ray

@@ -10,15 +10,14 @@ resumed sweep runs only the cells it lacks.
 
 from __future__ import annotations
 
-import json
-import os
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from rlscale.experiments.cells import CellStore, run_cells
 from rlscale.experiments.config import Experiment
 from rlscale.experiments.executors import LocalExecutor, RayExecutor
 
@@ -118,34 +117,6 @@ def cell_keys(experiment: Experiment) -> list[CellKey]:
     return [CellKey(experiment.name, s, a, spec) for (s, a), spec in zip(names, specs, strict=True)]
 
 
-class CellStore:
-    """Finished runs as ``<folder>/<scenario>__<agent>__seed<seed>.json`` (key and result), each written whole
-    (temporary file, then rename) as its run finishes, so an interrupted sweep keeps every finished cell."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-
-    def path(self, key: CellKey) -> Path:
-        return self.folder / f"{key.label}.json"
-
-    def load(self, key: CellKey) -> dict[str, Any] | None:
-        """The stored result of ``key``, or None when it is missing, unreadable or stored under another key."""
-        try:
-            data = json.loads(self.path(key).read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("key") != asdict(key):
-            return None
-        return data.get("result")
-
-    def save(self, key: CellKey, result: dict[str, Any]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": asdict(key), "result": result}))
-        os.replace(tmp, path)
-
-
 def run_experiment(
     experiment: Experiment,
     workers: int | None = None,
@@ -160,21 +131,14 @@ def run_experiment(
     with ``resume`` too, runs already stored are not run again."""
     specs = run_specs(experiment)
     keys = cell_keys(experiment)
+    owned = executor is None
     if executor is None:
         executor = LocalExecutor(min(workers or experiment.workers, len(specs)))
-    results: dict[int, dict[str, Any]] = {}
-    if cells is not None and resume:
-        for i, key in enumerate(keys):
-            stored = cells.load(key)
-            if stored is not None:
-                results[i] = stored
-    todo = [i for i in range(len(specs)) if i not in results]
-    bar = tqdm(total=len(specs), initial=len(results), unit="run", desc=experiment.name, disable=not progress)
-    with bar:
-        for j, result in executor.map_unordered(run_one, [specs[i] for i in todo]):
-            i = todo[j]
-            results[i] = result
-            if cells is not None:
-                cells.save(keys[i], result)
-            bar.update()
-    return [RunRecord(**results[i]) for i in range(len(specs))]
+    bar = tqdm(total=len(specs), unit="run", desc=experiment.name, disable=not progress)
+    try:
+        with bar:
+            results = run_cells(executor, run_one, specs, keys, cells, resume, on_done=bar.update)
+    finally:
+        if owned:
+            executor.close()
+    return [RunRecord(**result) for result in results]
