@@ -197,7 +197,8 @@ def simulate(
 
 # Options shared by the commands that fan runs out (compare, evaluate).
 ExecutorOption = Annotated[
-    str, typer.Option(help="Where the runs execute: local (a process pool) or ray (Ray tasks; rlscale[ray]).")
+    str,
+    typer.Option(help="Where the runs execute: local (a process pool) or ray (Ray tasks; pip install rlscale\\[ray])."),
 ]
 RayAddressOption = Annotated[
     str | None,
@@ -360,14 +361,53 @@ def train(
     ] = None,
     alias: Annotated[str, typer.Option(help="Registry alias set on the new version.")] = "champion",
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: runs/train/<scenario>__<agent>__<seed>__<time>).")
+        Path | None,
+        typer.Option(
+            help="Output folder (default: runs/train/<scenario>__<agent>__<seed>__<time>; a sweep's: "
+            "runs/sweeps/<scenario>__<agent>__<time>)."
+        ),
     ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Sweep: comma-separated seeds, one training run each (instead of --seed).")
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Sweep: a spec field and its values, <path>=<YAML>, repeatable; every combination trains under "
+            "every seed. E.g. --set 'hyperparams.learning_rate=[1e-4, 3e-4]' --set hyperparams.ent_coef=[0, 0.01].",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Sweep: training runs at once on --executor local (default: CPUs / n_envs)."),
+    ] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    resume: Annotated[
+        bool, typer.Option(help="Sweep: skip the runs already finished in --out (out/cells/); needs --out.")
+    ] = False,
 ) -> None:
-    """Train an RL autoscaler (Stable-Baselines3) on a scenario; evaluate it on held-out episodes; register it."""
+    """Train an RL autoscaler (Stable-Baselines3) on a scenario; evaluate it on held-out episodes; register it.
+
+    With --seeds or --set (or --executor ray, or --resume) it is a sweep: every (setting, seed) trains as its own
+    run on the executor; the runs are logged to MLflow as children of the sweep's run, and the alias goes to the
+    best setting's best seed. sweep.csv, sweep.md and sweep.png in --out compare them."""
     from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
     from rlscale.training.train import train as run_training
 
     uri = resolve_tracking_uri(tracking_uri)
+    if seeds is not None or settings or executor != "local" or resume:
+        try:
+            seed_list = _int_list(seeds, "--seeds") if seeds is not None else [seed]
+        except ValueError as exc:
+            _fail(exc)
+        _train_sweep(
+            agent, scenario, seed_list, settings or [],
+            timesteps=timesteps, eval_every=eval_every, uri=uri, model_name=model_name, alias=alias, out=out,
+            workers=workers, executor=executor, ray_address=ray_address, resume=resume,
+        )  # fmt: skip
+        return
     try:
         result = run_training(
             agent, scenario, timesteps, seed, uri, out, eval_every, progress=True, model_name=model_name, alias=alias
@@ -378,6 +418,43 @@ def train(
     typer.echo(f"{result.run_name}: {result.timesteps:,} env steps in {result.wall_s:.1f} s ({speed})")
     typer.echo(f"  wrote  {result.out}/model.zip, policy.json, progress.csv, learning_curve.png")
     typer.echo(f"  MLflow run {result.run_id} at {uri}; model {result.registered_uri} (version {result.model_version})")
+
+
+def _train_sweep(
+    agent: Path, scenario: Path, seeds: list[int], settings: list[str], *, timesteps: int | None,
+    eval_every: int | None, uri: str, model_name: str | None, alias: str, out: Path | None, workers: int | None,
+    executor: str, ray_address: str | None, resume: bool,
+) -> None:  # fmt: skip
+    """``rlscale train`` as a sweep (see ``rlscale.training.sweep``)."""
+    import os
+
+    from rlscale.experiments.executors import ExecutorError, make_executor
+    from rlscale.experiments.runner import RunFailed
+    from rlscale.tracking.mlflow_tracker import TrackingError
+    from rlscale.training.config import load_agent_config
+    from rlscale.training.sweep import parse_grid, sweep
+
+    try:
+        grid = parse_grid(settings)
+        n_envs = load_agent_config(agent).spec.n_envs
+        pool = workers or max(1, (os.cpu_count() or 1) // n_envs)
+        with make_executor(executor, workers=pool, ray_address=ray_address) as runner:
+            result = sweep(
+                agent, scenario, seeds, grid, timesteps=timesteps, eval_every=eval_every, out=out, tracking_uri=uri,
+                model_name=model_name, alias=alias, executor=runner, resume=resume,
+            )  # fmt: skip
+    except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
+        _fail(exc)
+    typer.echo(f"{result.name}: {len(result.cells)} training runs in {result.wall_s:.1f} s on {result.executor}")
+    if resume:
+        typer.echo(f"  resumed: skipped {result.skipped} finished run(s) found in {result.out}/cells/")
+    typer.echo(f"  wrote  {result.out}/sweep.csv, sweep.md, sweep.png, runs/<setting>__seed<k>/")
+    if result.champion is not None:
+        typer.echo(
+            f"  best setting {result.best_setting}; models:/{result.registered_model}@{result.alias} is "
+            f"{result.champion.label} (version {result.champion_version})"
+        )
+    typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
 
 
 @app.command()

@@ -70,10 +70,15 @@ def run_cells(
     cells: CellStore | None = None,
     resume: bool = False,
     on_done: Callable[[], None] | None = None,
+    *,
+    collect: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
+    cpus: int = 1,
 ) -> list[dict[str, Any]]:
-    """``fn(unit)`` for every unit, in ``units`` order, on ``executor``. With ``cells``, each result is stored under
-    its key as it comes in; with ``resume`` too, units already stored are not run again. ``on_done`` is called once
-    per unit, stored ones included (a progress bar's ``update``)."""
+    """``fn(unit)`` for every unit, in ``units`` order, on ``executor`` (``cpus`` each). With ``cells``, each result
+    is stored under its key as it comes in; with ``resume`` too, units already stored are not run again.
+    ``collect(index, result)``, when given, runs on the driver as each result comes in, before it is stored, and
+    returns what to store (it writes files the worker sent back, logs them). ``on_done`` is called once per unit,
+    stored ones included (a progress bar's ``update``)."""
     results: dict[int, dict[str, Any]] = {}
     if cells is not None and resume:
         for i, key in enumerate(keys):
@@ -83,8 +88,10 @@ def run_cells(
                 if on_done is not None:
                     on_done()
     todo = [i for i in range(len(units)) if i not in results]
-    for j, result in executor.map_unordered(fn, [units[i] for i in todo]):
+    for j, result in executor.map_unordered(fn, [units[i] for i in todo], cpus=cpus):
         i = todo[j]
+        if collect is not None:
+            result = collect(i, result)
         results[i] = result
         if cells is not None:
             cells.save(keys[i], result)

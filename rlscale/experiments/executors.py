@@ -38,7 +38,10 @@ class LocalExecutor:
         self.workers = max(1, workers)
         self._pool: ProcessPoolExecutor | None = None
 
-    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+    def map_unordered(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], *, cpus: int = 1
+    ) -> Iterator[tuple[int, Any]]:
+        """``cpus``: what each item uses; the pool's size (``workers``) already accounts for it."""
         if min(self.workers, len(items)) <= 1:
             for i, item in enumerate(items):
                 yield i, fn(item)
@@ -109,10 +112,14 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ExecutorError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from exc
 
-    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+    def map_unordered(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], *, cpus: int = 1
+    ) -> Iterator[tuple[int, Any]]:
+        """Each item a task reserving ``cpus`` CPUs (a training run's environment processes), so Ray packs no more
+        onto a node than it has cores."""
         ray = self.ray
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        options: dict[str, Any] = {"max_retries": self.max_retries, "retry_exceptions": False}
+        options: dict[str, Any] = {"max_retries": self.max_retries, "retry_exceptions": False, "num_cpus": cpus}
         if env:
             options["runtime_env"] = {"env_vars": env}
         task = ray.remote(_ray_call).options(**options)

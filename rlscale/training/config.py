@@ -12,6 +12,7 @@ import difflib
 import importlib
 import inspect
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -215,10 +216,24 @@ def resolve_file(ref: str, base: Path, where: str) -> Path:
         raise
 
 
+def nested(path: str, value: Any) -> dict[str, Any]:
+    """``hyperparams.learning_rate``, 1e-4 -> ``{"hyperparams": {"learning_rate": 1e-4}}``."""
+    *parents, leaf = path.split(".")
+    doc: dict[str, Any] = {leaf: value}
+    for key in reversed(parents):
+        doc = {key: doc}
+    return doc
+
+
 def load_agent_config(
-    path: str | Path, scenario: str | None = None, *, total_timesteps: int | None = None
+    path: str | Path,
+    scenario: str | None = None,
+    *,
+    total_timesteps: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> AgentConfig:
-    """Read and validate an ``SB3Agent`` file, with its ``per_scenario.<scenario>`` block and the command line's
+    """Read and validate an ``SB3Agent`` file, with its ``per_scenario.<scenario>`` block, then ``overrides``
+    (dotted spec paths, a sweep's settings: ``hyperparams.learning_rate``), then the command line's
     ``total_timesteps`` applied (in that order); errors name the file and the field."""
     path = Path(path)
     document = read_document(path)
@@ -228,6 +243,9 @@ def load_agent_config(
         merged = _merge(spec.model_dump(exclude_unset=True), agent.per_scenario[scenario])
         spec = validate(SB3Spec, merged, f"{path}: per_scenario.{scenario}")
         applied.append(f"{path}: per_scenario.{scenario} {agent.per_scenario[scenario]}")
+    for key, value in (overrides or {}).items():
+        spec = validate(SB3Spec, _merge(spec.model_dump(exclude_unset=True), nested(key, value)), f"--set {key}")
+        applied.append(f"sweep: {key}={value!r}")
     if total_timesteps is not None:
         spec = validate(SB3Spec, spec.model_dump() | {"total_timesteps": total_timesteps}, "--timesteps")
         applied.append(f"command line: total_timesteps={total_timesteps}")

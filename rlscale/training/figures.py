@@ -56,3 +56,36 @@ def learning_curve_plot(progress_csv: Path, path: Path, title: str, baseline: st
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def sweep_plot(curves: dict[str, Path], settings: dict[str, str], path: Path, title: str) -> None:
+    """Held-out return against env steps for every run of a sweep, one colour per setting (its seeds share it),
+    so the spread between seeds sits beside the gap between settings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    colours = {s: f"C{i % 10}" for i, s in enumerate(dict.fromkeys(settings.values()))}
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    labelled: set[str] = set()
+    for run, csv_path in curves.items():
+        points = [(x, y) for x, y in read_progress(csv_path).get("eval/mean_reward", []) if math.isfinite(y)]
+        if not points:
+            continue
+        setting = settings[run]
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, "o-", color=colours[setting], markersize=3, alpha=0.8,
+                label=None if setting in labelled else setting)  # fmt: skip
+        labelled.add(setting)
+    ax.set_title(f"{title}: held-out return per run (colour: setting)", fontsize=10)
+    ax.set_xlabel("env steps (15 s each)")
+    ax.set_ylabel("held-out return")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x / 1000:g}k" if x else "0"))
+    ax.grid(alpha=0.3)
+    if labelled:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -7,6 +7,7 @@ SQLite store, namespaced metric keys). This module imports MLflow and SB3, and i
 from __future__ import annotations
 
 import contextlib
+import csv
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from stable_baselines3.common.logger import KVWriter
 
 from rlscale.tracking.mlflow_tracker import _experiment_id
 from rlscale.training.policy import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE, PolicyFiles, SB3Policy
+from rlscale.training.run_files import AGENT_YAML, CONFIG_JSON, CURVE_PNG, PROGRESS_CSV, SCENARIO_YAML
 
 MODEL_ARTIFACT = "model"  # runs:/<run_id>/model
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -97,9 +99,9 @@ class TrainingRun:
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
 
-    def log_policy(self, folder: Path, obs_dim: int, registered_name: str, alias: str) -> tuple[str, str]:
+    def log_policy(self, folder: Path, obs_dim: int, registered_name: str, alias: str | None) -> tuple[str, str]:
         """Log ``folder``'s policy as the run's pyfunc model ``model``, register it under ``registered_name`` and
-        point ``alias`` at the new version; returns (``runs:/`` URI, version)."""
+        point ``alias`` (if any) at the new version; returns (``runs:/`` URI, version)."""
         from mlflow.models import ModelSignature
         from mlflow.types import Schema, TensorSpec
 
@@ -121,8 +123,27 @@ class TrainingRun:
                 registered_model_name=registered_name,
             )
         version = str(info.registered_model_version)
-        self.client.set_registered_model_alias(registered_name, alias, version)
+        if alias is not None:
+            self.client.set_registered_model_alias(registered_name, alias, version)
         return f"runs:/{self.run_id}/{MODEL_ARTIFACT}", version
+
+    def log_files(self, folder: Path) -> None:
+        """A run folder's settings (under ``config/``), training curve CSV and plot as artifacts."""
+        for name in (CONFIG_JSON, AGENT_YAML, SCENARIO_YAML, POLICY_FILE):
+            if (folder / name).exists():
+                self.log_artifact(folder / name, "config")
+        for name in (PROGRESS_CSV, CURVE_PNG):
+            if (folder / name).exists():
+                self.log_artifact(folder / name)
+
+    def replay_progress(self, progress_csv: Path) -> None:
+        """The SB3 logger's CSV as metrics, each row at its ``time/total_timesteps``: a run trained elsewhere
+        (a sweep's worker) gets the same curves as one that streamed them."""
+        writer = self.writer()
+        with progress_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                values = {k: float(v) for k, v in row.items() if k and v not in (None, "")}
+                writer.write(values, {}, int(values.get("time/total_timesteps", 0)))
 
     def writer(self) -> MLflowWriter:
         """An SB3 logger output writing to this run."""

@@ -16,7 +16,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,16 +27,14 @@ from rlscale.envs.jetstream import ROOT, resolve_scenario
 from rlscale.policies.observation import ObservationBuilder
 from rlscale.scenario import ScenarioConfig
 from rlscale.training.config import AgentConfig, SB3Spec, algo_class, load_agent_config, resolve_file
-from rlscale.training.policy import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE, write_policy_meta
+from rlscale.training.policy import MODEL_FILE, VECNORMALIZE_FILE, write_policy_meta
+from rlscale.training.run_files import AGENT_YAML, CONFIG_JSON, CURVE_PNG, PROGRESS_CSV, SCENARIO_YAML
 
 if TYPE_CHECKING:
     from rlscale.training.callbacks import Evaluation
     from rlscale.training.tracking import TrainingRun
 
 EVAL_SEED_OFFSET = 1_000_003  # held-out episodes come from a seed no training environment starts from
-PROGRESS_CSV = "progress.csv"  # the SB3 logger's CSV writer
-CURVE_PNG = "learning_curve.png"
-CONFIG_JSON, AGENT_YAML, SCENARIO_YAML = "config.json", "agent.yaml", "scenario.yaml"
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,7 @@ class TrainResult:
     registered_model: str | None = None
     model_version: str | None = None
     alias: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # what MLflow gets as the run's params
 
     @property
     def steps_per_s(self) -> float:
@@ -191,26 +190,31 @@ def plan_run(
     seed: int,
     out: Path | None,
     eval_every: int | None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    command: str | None = None,
+    run_name: str | None = None,
 ) -> RunPlan:
-    """Resolve and check everything a run needs before anything is written or started."""
+    """Resolve and check everything a run needs before anything is written or started. ``overrides`` are a
+    sweep's settings (dotted spec paths); ``command`` and ``run_name`` default to this process's and a timed name."""
     from rlscale.experiments.compare import source_commit
 
     scenario = resolve_scenario(scenario_path)
     scenario_file = None
     if not isinstance(scenario_path, ScenarioConfig):
         scenario_file = Path(scenario_path) if Path(scenario_path).exists() else ROOT / scenario_path  # as resolved
-    agent = load_agent_config(agent_path, scenario.name, total_timesteps=timesteps)
+    agent = load_agent_config(agent_path, scenario.name, total_timesteps=timesteps, overrides=overrides)
     spec = agent.spec
     baseline = None
     if spec.eval.baseline is not None:
         baseline = resolve_file(spec.eval.baseline, agent.path.resolve().parent, f"{agent.path}: spec.eval.baseline")
-    run_name = default_run_name(scenario.name, agent.name, seed)
+    run_name = run_name or default_run_name(scenario.name, agent.name, seed)
     return RunPlan(
         agent, scenario, scenario_file, baseline, seed,
         eval_every=spec.eval.every_steps if eval_every is None else eval_every,
         run_name=run_name,
         out=Path(out) if out is not None else Path("runs") / "train" / run_name,
-        command=shlex.join(sys.argv),
+        command=command or shlex.join(sys.argv),
         git_commit=source_commit(),
     )  # fmt: skip
 
@@ -240,6 +244,9 @@ def train(
     model_name: str | None = None,
     alias: str = "champion",
     experiment: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    command: str | None = None,
+    run_name: str | None = None,
 ) -> TrainResult:
     """Train the ``SB3Agent`` file ``agent_path`` on a scenario; returns where the policy is and how it did.
 
@@ -251,7 +258,10 @@ def train(
     """
     if alias.lower() == "latest":
         raise ValueError("alias: 'latest' is reserved by MLflow (models:/<name>/latest is the newest version)")
-    plan = plan_run(agent_path, scenario_path, timesteps, seed, out, eval_every)
+    plan = plan_run(
+        agent_path, scenario_path, timesteps, seed, out, eval_every, overrides=overrides, command=command,
+        run_name=run_name,
+    )  # fmt: skip
     report: Callable[[str], None] = print if progress else (lambda _line: None)
     report(f"{plan.run_name}: settings " + " < ".join(plan.agent.applied))
     write_run_folder(plan)
@@ -330,18 +340,14 @@ def _learn(plan: RunPlan, run: TrainingRun | None, report: Callable[[str], None]
     learning_curve_plot(out / PROGRESS_CSV, out / CURVE_PNG, plan.run_name, plan.baseline and plan.baseline.stem)
     return TrainResult(
         plan.run_name, out, out / MODEL_FILE, vecnormalize_path, plan.agent, plan.scenario, plan.seed,
-        model.num_timesteps, wall_s, evaluator.history, evaluator.baseline_kpis,
+        model.num_timesteps, wall_s, evaluator.history, evaluator.baseline_kpis, params=plan.params(),
     )  # fmt: skip
 
 
 def _log_outcome(run: TrainingRun, result: TrainResult, registered: str, alias: str) -> None:
     """The run's files as artifacts, the policy as a registered pyfunc model; the run marked finished."""
     out = result.out
-    for name in (CONFIG_JSON, AGENT_YAML, SCENARIO_YAML, POLICY_FILE):
-        if (out / name).exists():
-            run.log_artifact(out / name, "config")
-    for name in (PROGRESS_CSV, CURVE_PNG):
-        run.log_artifact(out / name)
+    run.log_files(out)
     obs_dim = len(ObservationBuilder(result.agent.spec.env_kwargs.time_period_s).names)
     result.model_uri, result.model_version = run.log_policy(out, obs_dim, registered, alias)
     result.tracking_uri, result.run_id = run.tracking_uri, run.run_id

@@ -1,0 +1,139 @@
+"""MLflow for training sweeps, on the driver: one parent run per sweep, one child run per cell (logged from the
+files its worker sent back, curves replayed at their steps), each policy registered, the alias on the champion.
+
+Idempotent: the parent run's id is kept in ``out/mlflow_run.json`` and reused by a resumed sweep; a cell's run is
+tagged ``rlscale.cell`` so a cell logged before its result was stored finds its run instead of logging another,
+and a run left half-logged by a driver that died is deleted before the cell is logged again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+
+from rlscale.tracking.mlflow_tracker import _experiment_id, check_tracking
+from rlscale.training.run_files import PROGRESS_CSV
+from rlscale.training.sweep import CELL_TAG, PARENT_JSON, Grid, TrainCell
+from rlscale.training.tracking import TrainingRun
+
+if TYPE_CHECKING:
+    from rlscale.training.sweep import SweepResult
+
+VERSION_TAG = "rlscale.model_version"  # set on a cell's run once its policy is registered: the run is complete
+
+
+@dataclass
+class SweepTracker:
+    client: MlflowClient
+    tracking_uri: str
+    experiment: str
+    experiment_id: str
+    run_id: str
+    registered: str
+    git_commit: str
+    new: bool  # False: a resumed sweep's parent run, whose params are already logged
+
+    @classmethod
+    def open(cls, tracking_uri: str, experiment: str, out: Path, resume: bool, registered: str) -> SweepTracker:
+        """The sweep's parent run: the one ``out/mlflow_run.json`` names (resuming at the same URI), else new."""
+        from rlscale.experiments.compare import source_commit
+
+        check_tracking(tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        experiment_id = _experiment_id(client, experiment, tracking_uri)
+        commit = source_commit()
+        previous = _read_json(out / PARENT_JSON) if resume else None
+        if previous and previous.get("tracking_uri") == tracking_uri and previous.get("run_id"):
+            run_id = previous["run_id"]
+            client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            return cls(client, tracking_uri, experiment, experiment_id, run_id, registered, commit, new=False)
+        tags = {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), "rlscale.out": str(out.resolve())}
+        run_id = client.create_run(experiment_id, run_name=out.name, tags=tags).info.run_id
+        out.mkdir(parents=True, exist_ok=True)
+        (out / PARENT_JSON).write_text(json.dumps({"tracking_uri": tracking_uri, "run_id": run_id}) + "\n")
+        return cls(client, tracking_uri, experiment, experiment_id, run_id, registered, commit, new=True)
+
+    def log_sweep_params(
+        self, name: str, agent: Any, scenario: Any, seeds: Sequence[int], grid: Grid, executor: str, cells: int
+    ) -> None:
+        if not self.new:
+            return
+        params = {
+            "sweep": name, "agent_file": str(agent), "scenario_file": str(scenario),
+            "seeds": ",".join(map(str, seeds)), "cells": cells, "executor": executor,
+            "git_commit": self.git_commit or "unknown", "registered_model": self.registered,
+            **{f"grid.{path}": json.dumps(values) for path, values in grid},
+        }  # fmt: skip
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+
+    def log_cell(self, cell: TrainCell, folder: Path, record: dict[str, Any]) -> tuple[str, str]:
+        """The cell's run (params, replayed curves, files, registered policy); an earlier complete run of the cell
+        is returned instead, an incomplete one deleted. Returns (run id, model version)."""
+        tag = f"{cell.sweep}/{cell.label}"
+        earlier = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{CELL_TAG}` = '{tag}' and tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.run_id}'",
+        )
+        for run in earlier:
+            version = run.data.tags.get(VERSION_TAG)
+            if run.info.status == RunStatus.to_string(RunStatus.FINISHED) and version:
+                return run.info.run_id, version
+            self.client.delete_run(run.info.run_id)
+        tags = {
+            CELL_TAG: tag, MLFLOW_PARENT_RUN_ID: self.run_id,
+            MLFLOW_GIT_COMMIT: self.git_commit.removesuffix("-dirty"), "rlscale.out": str(folder.resolve()),
+        }  # fmt: skip
+        run = TrainingRun.start(self.tracking_uri, self.experiment, record["run_name"], tags)
+        try:
+            run.log_params({**record["params"], "sweep": cell.sweep, "setting": cell.setting_label})
+            run.replay_progress(folder / PROGRESS_CSV)
+            run.log_files(folder)
+            _, version = run.log_policy(folder, record["obs_dim"], self.registered, None)
+            self.client.set_tag(run.run_id, VERSION_TAG, version)
+        except BaseException:
+            run.finish("FAILED")
+            raise
+        run.finish("FINISHED")
+        return run.run_id, version
+
+    def finish(self, result: SweepResult, alias: str) -> str | None:
+        """The sweep's files and per-setting means on the parent run; ``alias`` on the champion's version."""
+        version = None
+        metrics: dict[str, float] = {"sweep/wall_s": result.wall_s}
+        for cell, record in zip(result.cells, result.records, strict=True):
+            reward = record["eval_mean_reward"]
+            if math.isfinite(reward):
+                metrics[f"eval_mean_reward/{cell.label.replace('=', ':')}"] = reward
+        if result.champion is not None:
+            index = result.cells.index(result.champion)
+            version = str(result.records[index]["model_version"])
+            self.client.set_registered_model_alias(self.registered, alias, version)
+            self.client.set_tag(self.run_id, "rlscale.champion", f"{result.champion.label} (version {version})")
+        from time import time
+
+        now = int(time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        for path in result.files.values():
+            self.client.log_artifact(self.run_id, str(path))
+        self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
+        return version
+
+    def abort(self, status: str) -> None:
+        """The parent run marked ``FAILED`` or ``KILLED``; a resumed sweep takes it up again."""
+        self.client.set_terminated(self.run_id, status)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
