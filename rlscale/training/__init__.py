@@ -8,7 +8,10 @@ Reading guide (each module imports only those above it; SB3, torch and MLflow ar
 * ``policy`` — a trained policy's files, loaded (``SB3Policy``), and ``LearnedPolicy``, an autoscaler.
 * ``callbacks`` — held-out evaluation with fleet KPIs and a baseline; training-episode KPIs.
 * ``tracking`` — MLflow: the SB3 logger's writer, the pyfunc model, registration.
-* ``figures`` — the learning curve; ``train`` — the manager (``train()``, ``TrainResult``).
+* ``figures`` — the learning curve and a sweep's curves; ``train`` — the manager (``train()``, ``TrainResult``);
+  ``run_files`` — what a run folder holds.
+* ``sweep`` — grids × seeds of training runs as keyed cells on an executor (local pool or Ray);
+  ``sweep_tracking`` — their MLflow runs, logged by the driver.
 
 Start with ``train.train`` and ``policy.LearnedPolicy``. The action → replica mapping the environment and a
 deployed policy share is ``rlscale.envs.actions.ActionMap``.
