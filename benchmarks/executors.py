@@ -5,7 +5,10 @@ Run: `.venv/bin/python benchmarks/executors.py` (needs `pip install 'rlscale[ray
 (``ray.init(num_cpus=2)``), so both have the same parallelism. It prints each wall time, whether the two result
 tables are identical (they must be: same seeds, same work) and, last, ``ray_overhead_per_task_s=<x>``:
 (Ray wall − local wall) / cells. Ray's start-up (a local instance, its worker processes and their imports) is
-inside the Ray figure, as it is in a real `rlscale compare --executor ray` run. Timings are noisy on a shared
+inside the Ray figure, as it is in a real `rlscale compare --executor ray` run. Then a tuning search (16 trials × 2
+seeds, 4 settings proposed at a time) on the pool and on the running Ray instance: its trials must be identical, and
+``tune_ray_overhead_per_run_s`` is what Ray adds per run once started, 8 runs at a time (the pool's figure includes
+starting its processes, ~1.5 s; Ray's workers are already up from the comparison, so it can come out negative). Timings are noisy on a shared
 machine; run it on an idle one before quoting a figure.
 
 Scaling: the cells are independent simulations (one Ray task each, 1 CPU), so on a cluster the wall time falls
@@ -24,6 +27,10 @@ from pathlib import Path
 
 from rlscale.experiments.compare import compare
 from rlscale.experiments.config import experiment_from_lists
+from rlscale.experiments.executors import LocalExecutor, RayExecutor
+from rlscale.scenario import load_scenario
+from rlscale.specs.catalog import read_document
+from rlscale.tuning import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ["envs/steady.yaml", "envs/diurnal.yaml"]
@@ -31,6 +38,7 @@ AGENTS = ["agents/hpa-prefill-backlog.yaml", "agents/hpa-slots-used.yaml"]
 SEEDS = list(range(10))
 DURATION_S = 60.0
 WORKERS = 2
+TUNE_TRIALS, TUNE_BATCH, TUNE_SEEDS = 16, 4, [0, 1]  # 32 runs, 4 batches of 8
 
 
 def table(out: Path) -> list[dict[str, str]]:
@@ -59,13 +67,21 @@ def main() -> None:
         print(f"local pool ({WORKERS} processes): {cells} cells in {local_s:.2f} s ({local_s / cells:.3f} s/cell)")
 
         start = time.perf_counter()
+        with LocalExecutor(WORKERS) as pool:
+            local_trials = search(pool)
+        local_tune_s = time.perf_counter() - start
+
+        start = time.perf_counter()
         ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False)
         startup_s = time.perf_counter() - start
         try:
             compare(experiment, Path(tmp) / "ray", progress=False, executor="ray")
+            ray_s = time.perf_counter() - start
+            start = time.perf_counter()
+            ray_trials = search(RayExecutor())
+            ray_tune_s = time.perf_counter() - start
         finally:
             ray.shutdown()
-        ray_s = time.perf_counter() - start
         print(
             f"ray (num_cpus={WORKERS}, start-up included): {cells} cells in {ray_s:.2f} s ({ray_s / cells:.3f} s/cell)"
         )
@@ -75,10 +91,26 @@ def main() -> None:
         )
         same = table(Path(tmp) / "local") == table(Path(tmp) / "ray")
         print(f"tables identical: {same}")
+    runs = TUNE_TRIALS * len(TUNE_SEEDS)
+    print(
+        f"tune, {TUNE_TRIALS} trials × {len(TUNE_SEEDS)} seeds in batches of {TUNE_BATCH}: local pool "
+        f"{local_tune_s:.2f} s, ray (running) {ray_tune_s:.2f} s; trials identical: {local_trials == ray_trials}"
+    )
+    print(f"tune_ray_overhead_per_run_s={(ray_tune_s - local_tune_s) / runs:.4f}")
     overhead = (ray_s - local_s) / cells
     print(f"ray_overhead_per_task_s={overhead:.4f}")
     if not same:
         raise SystemExit("the Ray table differs from the local one")
+    if local_trials != ray_trials:
+        raise SystemExit("the Ray search found other trials than the local one")
+
+
+def search(executor: LocalExecutor | RayExecutor) -> list:
+    """A tuning search of the slots-used HPA on the steady scenario, its runs on ``executor``."""
+    manifest = read_document(ROOT / "agents" / "hpa-slots-used.yaml")
+    scenario = load_scenario(ROOT / "envs" / "steady.yaml").model_copy(update={"duration_s": DURATION_S})
+    result = tune(manifest, scenario, TUNE_SEEDS, TUNE_TRIALS, batch=TUNE_BATCH, executor=executor)
+    return result.trials
 
 
 if __name__ == "__main__":
