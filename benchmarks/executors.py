@@ -8,7 +8,9 @@ tables are identical (they must be: same seeds, same work) and, last, ``ray_over
 inside the Ray figure, as it is in a real `rlscale compare --executor ray` run. Then a tuning search (16 trials × 2
 seeds, 4 settings proposed at a time) on the pool and on the running Ray instance: its trials must be identical, and
 ``tune_ray_overhead_per_run_s`` is what Ray adds per run once started, 8 runs at a time (the pool's figure includes
-starting its processes, ~1.5 s; Ray's workers are already up from the comparison, so it can come out negative). Timings are noisy on a shared
+starting its processes, ~1.5 s; Ray's workers are already up from the comparison, so it can come out negative).
+Last, the bare dispatch cost: 2000 empty items through each executor with its workers up
+(``ray_dispatch_per_task_s``). Timings are noisy on a shared
 machine; run it on an idle one before quoting a figure.
 
 Scaling: the cells are independent simulations (one Ray task each, 1 CPU), so on a cluster the wall time falls
@@ -39,6 +41,7 @@ SEEDS = list(range(10))
 DURATION_S = 60.0
 WORKERS = 2
 TUNE_TRIALS, TUNE_BATCH, TUNE_SEEDS = 16, 4, [0, 1]  # 32 runs, 4 batches of 8
+NOOPS = 2000
 
 
 def table(out: Path) -> list[dict[str, str]]:
@@ -69,7 +72,8 @@ def main() -> None:
         start = time.perf_counter()
         with LocalExecutor(WORKERS) as pool:
             local_trials = search(pool)
-        local_tune_s = time.perf_counter() - start
+            local_tune_s = time.perf_counter() - start
+            local_noop_s = dispatch(pool)
 
         start = time.perf_counter()
         ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False)
@@ -80,6 +84,7 @@ def main() -> None:
             start = time.perf_counter()
             ray_trials = search(RayExecutor())
             ray_tune_s = time.perf_counter() - start
+            ray_noop_s = dispatch(RayExecutor())
         finally:
             ray.shutdown()
         print(
@@ -97,12 +102,29 @@ def main() -> None:
         f"{local_tune_s:.2f} s, ray (running) {ray_tune_s:.2f} s; trials identical: {local_trials == ray_trials}"
     )
     print(f"tune_ray_overhead_per_run_s={(ray_tune_s - local_tune_s) / runs:.4f}")
+    print(
+        f"dispatch of {NOOPS} empty items on running workers: local pool {local_noop_s / NOOPS * 1e3:.2f} ms/item, "
+        f"ray {ray_noop_s / NOOPS * 1e3:.2f} ms/task"
+    )
+    print(f"ray_dispatch_per_task_s={ray_noop_s / NOOPS:.5f}")
     overhead = (ray_s - local_s) / cells
     print(f"ray_overhead_per_task_s={overhead:.4f}")
     if not same:
         raise SystemExit("the Ray table differs from the local one")
     if local_trials != ray_trials:
         raise SystemExit("the Ray search found other trials than the local one")
+
+
+def noop(item: int) -> int:
+    return item
+
+
+def dispatch(executor: LocalExecutor | RayExecutor) -> float:
+    """Seconds to send :data:`NOOPS` empty items through ``executor`` and get them back (its workers already up):
+    the executor's own cost per task, with no work to hide it."""
+    start = time.perf_counter()
+    assert sorted(i for i, _ in executor.map_unordered(noop, list(range(NOOPS)))) == list(range(NOOPS))
+    return time.perf_counter() - start
 
 
 def search(executor: LocalExecutor | RayExecutor) -> list:
