@@ -10,6 +10,13 @@ cheapest feasible setting, or an explicit "none".
 
 The search edits the manifest itself, so the result is a manifest to paste
 back into the cluster.
+
+Past one machine, Optuna stays the search algorithm and drives it by ask and
+tell: a batch of settings is proposed, its (setting, seed) runs go out on the
+executor (a local pool or Ray tasks), and the batch is told back in proposal
+order. Ray Tune's Optuna searcher would tell results in the order trials
+finish, so the settings proposed next — and the answer — would depend on the
+cluster's timing; here they depend only on the seeds and ``batch``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ cell) and registers its policy. So only the driver needs MLflow — a SQLite sto
 workers on a cluster need neither the store nor a shared disk — and a run is logged once: a resumed sweep skips
 the cells stored in ``out/cells/``, and a cell whose run was logged before the store recorded it finds that run.
 
+A sweep is a grid, not an adaptive search, so each run is one plain Ray task (reserving the agent's ``n_envs`` CPUs)
+rather than a Ray Tune trial: Tune's schedulers earn their keep by stopping trials early, which would make a sweep's
+result depend on the cluster's timing, and its trial folders and logging would duplicate ``rlscale train``'s.
+
 The sweep's best setting is the one with the highest mean held-out return over seeds (the reward the agents are
 trained on); the registry alias goes to that setting's best seed. ``sweep.csv``, ``sweep.md`` and ``sweep.png``
 say how every cell did.
