@@ -278,26 +278,32 @@ def tune(
     resume: Annotated[
         bool, typer.Option(help="Reuse the runs already finished in --out (out/cells/); needs --out.")
     ] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
+    ] = None,
 ) -> None:
     """Find the cheapest HPA target (and behaviour) that meets the SLOs, the guide's way, with Optuna.
 
     Each trial runs every seed; the (setting, seed) runs of a batch go out together on the executor, and each is
-    stored in out/cells/ as it finishes, so --resume continues an interrupted search without running them again."""
-    import csv
+    stored in out/cells/ as it finishes, so --resume continues an interrupted search without running them again.
+    Writes trials.csv, trials.png and the tuned manifest to --out and logs the search to MLflow (tune-<scenario>)."""
     import os
     import time
-
-    import yaml
 
     from rlscale.experiments.cells import CellStore
     from rlscale.experiments.executors import ExecutorError, make_executor
     from rlscale.experiments.runner import RunFailed
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.specs.catalog import read_document
+    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+    from rlscale.tracking.tune_tracker import search_params, track_tuning
     from rlscale.tuning import tune as run_tuning
+    from rlscale.tuning import write_outputs
 
     if resume and out is None:
         _fail(ValueError("--resume needs --out: the folder of the search to resume"))
+    uri = resolve_tracking_uri(tracking_uri)
     try:
         sc = apply_overrides(load_scenario(scenario), duration_s=duration)
         manifest = read_document(agent)
@@ -310,35 +316,30 @@ def tune(
                 executor=runner, cells=CellStore(folder / "cells"), resume=resume, search=f"{agent.stem}__{sc.name}",
             )  # fmt: skip
         wall_s = time.perf_counter() - start
-    except (SpecError, RunFailed, ExecutorError, ValueError, OSError) as exc:
+        files = write_outputs(result, folder, agent.stem, slo_attainment, f"{agent.stem} on {sc.name}")
+        params = search_params(agent, scenario, seed_list, trials, batch, slo_attainment, behaviour, executor)
+        nothing_new = resume and result.skipped == len(result.trials) * len(seed_list)
+        run_id = track_tuning(result, files, folder, uri, scenario=sc.name, params=params, reuse=nothing_new)
+    except (SpecError, RunFailed, ExecutorError, TrackingError, ValueError, OSError) as exc:
         _fail(exc)
     typer.echo(f"{len(result.trials)} trials × {len(seed_list)} seeds in {wall_s:.1f} s on {executor}")
     if resume:
         typer.echo(f"  resumed: reused {result.skipped} finished run(s) found in {folder}/cells/")
-    folder.mkdir(parents=True, exist_ok=True)
-    names = list(result.trials[0].values) if result.trials else []
-    with (folder / "trials.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([*names, "cost_usd", "chip_hours", "worst_slo_attainment", "feasible"])
-        for t in result.trials:
-            writer.writerow([*(t.values[n] for n in names), t.cost_usd, t.chip_hours, t.slo_attainment, t.feasible])
     if result.best is None:
         typer.echo(
             f"no setting of {agent} met {slo_attainment:.0%} SLO attainment on {sc.name} (seeds {seed_list}) "
-            f"in {trials} trials; best attainment {max(t.slo_attainment for t in result.trials):.1%}"
+            f"in {len(result.trials)} trials; best attainment {max(t.slo_attainment for t in result.trials):.1%}"
         )
-        typer.echo(f"trials: {folder / 'trials.csv'}")
-        return
-    tuned = folder / f"{agent.stem}.tuned.yaml"
-    tuned.write_text(yaml.safe_dump(result.best_manifest, sort_keys=False))
-    best = result.best
-    settings = ", ".join(f"{k} = {v:.4g}" for k, v in best.values.items())
-    typer.echo(f"cheapest setting meeting {slo_attainment:.0%} on {sc.name} (seeds {seed_list}): {settings}")
-    typer.echo(
-        f"  cost ${best.cost_usd:,.2f} ({best.chip_hours:.2f} chip-hours), worst-seed attainment "
-        f"{best.slo_attainment:.2%}; {sum(t.feasible for t in result.trials)}/{len(result.trials)} trials feasible"
-    )
-    typer.echo(f"  wrote {tuned} and {folder / 'trials.csv'}")
+    else:
+        best = result.best
+        settings = ", ".join(f"{k} = {v:.4g}" for k, v in best.values.items())
+        typer.echo(f"cheapest setting meeting {slo_attainment:.0%} on {sc.name} (seeds {seed_list}): {settings}")
+        typer.echo(
+            f"  cost ${best.cost_usd:,.2f} ({best.chip_hours:.2f} chip-hours), worst-seed attainment "
+            f"{best.slo_attainment:.2%}; {sum(t.feasible for t in result.trials)}/{len(result.trials)} trials feasible"
+        )
+    typer.echo(f"  wrote {', '.join(str(p) for p in files.values())}")
+    typer.echo(f"  MLflow run {run_id} at {uri}")
 
 
 @app.command()

@@ -94,3 +94,30 @@ def timeline_plot(rows: list[dict[str, float]], path: Path, title: str, slo_ttft
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def tuning_plot(
+    costs: list[float], attainments: list[float], slo_attainment: float, best: int | None, path: Path, title: str
+) -> None:
+    """A search's trials: mean cost against worst-seed SLO attainment, the target as a line, trial order as colour,
+    the chosen setting ringed — the price of each extra point of attainment at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    points = ax.scatter(attainments, costs, c=range(len(costs)), cmap="viridis", s=22, zorder=3)
+    fig.colorbar(points, ax=ax, label="trial")
+    ax.axvline(slo_attainment, color="C3", linestyle="--", linewidth=1, label=f"target {slo_attainment:.1%}")
+    if best is not None:
+        ax.scatter([attainments[best]], [costs[best]], s=140, facecolors="none", edgecolors="C3", linewidths=1.5,
+                   zorder=4, label="cheapest feasible")  # fmt: skip
+    ax.set_xlabel("SLO attainment, worst seed")
+    ax.set_ylabel("cost, $ (mean over seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -27,6 +27,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rlscale.experiments.cells import CellStore, run_cells
@@ -254,3 +255,34 @@ def _tell(study: Any, trial: Any, value: float) -> bool:
             raise
         return True
     return False
+
+
+TRIALS_CSV, TRIALS_PNG = "trials.csv", "trials.png"
+
+
+def write_outputs(
+    result: TuneResult, folder: Path, agent_name: str, slo_attainment: float, title: str
+) -> dict[str, Path]:
+    """``trials.csv`` (one row per trial: the knobs, mean cost and chip-hours, worst-seed attainment, feasible),
+    ``trials.png`` and, when a setting met the SLO, ``<agent>.tuned.yaml``: the manifest to apply."""
+    import csv
+
+    import yaml
+
+    from rlscale.plots import tuning_plot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {TRIALS_CSV: folder / TRIALS_CSV, TRIALS_PNG: folder / TRIALS_PNG}
+    names = list(result.trials[0].values) if result.trials else []
+    with files[TRIALS_CSV].open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*names, "cost_usd", "chip_hours", "worst_slo_attainment", "feasible"])
+        for t in result.trials:
+            writer.writerow([*(t.values[n] for n in names), t.cost_usd, t.chip_hours, t.slo_attainment, t.feasible])
+    best = result.trials.index(result.best) if result.best is not None else None
+    costs, attainments = [t.cost_usd for t in result.trials], [t.slo_attainment for t in result.trials]
+    tuning_plot(costs, attainments, slo_attainment, best, files[TRIALS_PNG], title)
+    if result.best_manifest is not None:
+        files["tuned"] = folder / f"{agent_name}.tuned.yaml"
+        files["tuned"].write_text(yaml.safe_dump(result.best_manifest, sort_keys=False))
+    return files

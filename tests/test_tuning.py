@@ -62,18 +62,35 @@ def test_says_none_when_nothing_meets_the_slo():
     assert result.best is None and result.best_manifest is None and len(result.trials) == 2
 
 
-def test_tune_cli_writes_trials_and_says_when_nothing_passes(tmp_path):
+def test_tune_cli_writes_trials_and_the_manifest_and_logs_the_search_once(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run(
-        [sys.executable, "-m", "rlscale", "tune", "--agent", "agents/hpa-prefill-backlog.yaml", "--scenario",
-         "envs/single-pod.yaml", "--seeds", "0", "--trials", "2", "--duration", "120", "--slo-attainment", "0.5",
-         "--no-behaviour", "--out", str(tmp_path)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    args = [
+        sys.executable, "-m", "rlscale", "tune", "--agent", "agents/hpa-prefill-backlog.yaml", "--scenario",
+        "envs/single-pod.yaml", "--seeds", "0", "--trials", "2", "--duration", "120", "--slo-attainment", "0.5",
+        "--no-behaviour", "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "cheapest setting meeting 50%" in out.stdout
-    assert len((tmp_path / "trials.csv").read_text().splitlines()) == 1 + 2
-    tuned = yaml.safe_load((tmp_path / "hpa-prefill-backlog.tuned.yaml").read_text())
+    folder = tmp_path / "out"
+    assert len((folder / "trials.csv").read_text().splitlines()) == 1 + 2
+    assert (folder / "trials.png").is_file()
+    tuned = yaml.safe_load((folder / "hpa-prefill-backlog.tuned.yaml").read_text())
     HPASpec.from_manifest(tuned)  # a manifest to paste back
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tune-single-pod").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["trials"] == "2"
+    assert len(client.get_metric_history(run.info.run_id, "trial/cost_usd")) == 2
+    target = tuned["spec"]["metrics"][0]["pods"]["target"]["averageValue"]
+    assert float(run.data.params["best.target/jetstream_prefill_backlog_size"]) == pytest.approx(float(target), 1e-3)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"trials.csv", "trials.png", "hpa-prefill-backlog.tuned.yaml"} <= artifacts
+    again = subprocess.run([*args, "--resume"], capture_output=True, text=True)  # nothing left to run
+    assert again.returncode == 0, again.stderr
+    assert "reused 2 finished run(s)" in again.stdout and f"MLflow run {run.info.run_id}" in again.stdout
+    assert len(client.search_runs([run.info.experiment_id])) == 1  # not logged twice

@@ -1,0 +1,106 @@
+"""Log a tuning search to MLflow: one run per search, in experiment ``tune-<scenario>``.
+
+Params: the manifest file, scenario, seeds, trials, batch, target attainment, what was tuned, the executor, the
+commit, and the chosen setting (``best.<knob>``). Metrics: every trial's mean cost, chip-hours, worst-seed
+attainment and feasibility at its trial number (MLflow's charts show the search converging), and the best's.
+Artifacts: ``trials.csv``, ``trials.png`` and the tuned manifest. A resumed search that ran nothing new and finds
+itself logged at the same URI (``out/mlflow_run.json``) is not logged again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rlscale.tracking.mlflow_tracker import TrackingError, _experiment_id, check_tracking
+from rlscale.tuning import TuneResult
+
+LOGGED_JSON = "mlflow_run.json"
+
+
+def track_tuning(
+    result: TuneResult,
+    files: dict[str, Path],
+    out: Path,
+    tracking_uri: str,
+    *,
+    scenario: str,
+    params: dict[str, Any],
+    reuse: bool = False,
+) -> str:
+    """Log the search; returns the run id. ``reuse``: return the run ``out/mlflow_run.json`` names at this URI
+    instead of logging again (a resumption that ran nothing)."""
+    from mlflow.entities import Metric, Param, RunStatus
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
+
+    from rlscale.experiments.compare import source_commit
+
+    logged = out / LOGGED_JSON
+    if reuse:
+        previous = _read_json(logged)
+        if previous and previous.get("tracking_uri") == tracking_uri and previous.get("run_id"):
+            return previous["run_id"]
+    check_tracking(tracking_uri)
+    commit = source_commit()
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        experiment_id = _experiment_id(client, f"tune-{scenario}", tracking_uri)
+        tags = {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), "rlscale.out": str(out.resolve())}
+        run_id = client.create_run(experiment_id, run_name=out.name, tags=tags).info.run_id
+        now = int(time.time() * 1000)
+        everything = {**params, "git_commit": commit or "unknown", "feasible_trials": _feasible(result)}
+        if result.best is not None:
+            everything |= {f"best.{k}": f"{v:.6g}" for k, v in result.best.values.items()}
+        metrics = [
+            Metric(key, value, now, i)
+            for i, trial in enumerate(result.trials)
+            for key, value in (
+                ("trial/cost_usd", trial.cost_usd), ("trial/chip_hours", trial.chip_hours),
+                ("trial/worst_slo_attainment", trial.slo_attainment), ("trial/feasible", float(trial.feasible)),
+            )
+        ]  # fmt: skip
+        if result.best is not None:
+            metrics += [
+                Metric("best/cost_usd", result.best.cost_usd, now, 0),
+                Metric("best/chip_hours", result.best.chip_hours, now, 0),
+                Metric("best/worst_slo_attainment", result.best.slo_attainment, now, 0),
+            ]
+        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in everything.items()])
+        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        for path in files.values():
+            client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow at {tracking_uri}: {exc} (the trials are in {out})") from exc
+    logged.write_text(json.dumps({"tracking_uri": tracking_uri, "run_id": run_id}) + "\n")
+    return run_id
+
+
+def _feasible(result: TuneResult) -> str:
+    return f"{sum(t.feasible for t in result.trials)}/{len(result.trials)}"
+
+
+def search_params(
+    agent: Path, scenario: Path, seeds: Sequence[int], trials: int, batch: int, slo_attainment: float,
+    behaviour: bool, executor: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The search's settings as MLflow params."""
+    return {
+        "agent_file": str(agent), "scenario_file": str(scenario), "seeds": ",".join(map(str, seeds)),
+        "trials": trials, "batch": batch, "slo_attainment": slo_attainment, "behaviour": behaviour,
+        "executor": executor,
+    }  # fmt: skip
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
