@@ -375,8 +375,9 @@ def train(
         list[str] | None,
         typer.Option(
             "--set",
-            help="Sweep: a spec field and its values, <path>=<YAML>, repeatable; every combination trains under "
-            "every seed. E.g. --set 'hyperparams.learning_rate=[1e-4, 3e-4]' --set hyperparams.ent_coef=[0, 0.01].",
+            help="Sweep: a field and its values, <path>=<YAML>, repeatable; every combination trains under every "
+            "seed. Paths are the agent file's spec fields, or scenario.<field> for the scenario's. E.g. --set "
+            "'hyperparams.learning_rate=[1e-4, 3e-4]' --set 'scenario.reward.slo_violation_weight=[0.002, 0.005]'.",
         ),
     ] = None,
     workers: Annotated[

@@ -6,8 +6,9 @@ and the field.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -15,7 +16,7 @@ from rlscale.cluster.config import FleetConfig
 from rlscale.config import StrictModel
 from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.serving.config import PodConfig
-from rlscale.specs.catalog import read_document, validate
+from rlscale.specs.catalog import SpecError, read_document, validate
 
 
 # ---- arrivals -------------------------------------------------------------------
@@ -210,3 +211,22 @@ def apply_overrides(
         if value is not None:
             data[key] = value
     return validate(ScenarioConfig, data, f"scenario {scenario.name!r} with overrides")
+
+
+def with_fields(scenario: ScenarioConfig, fields: Mapping[str, Any], where: str = "--set scenario") -> ScenarioConfig:
+    """The scenario with dotted fields set (``reward.slo_violation_weight``: a sweep's settings), re-validated;
+    an error names the field."""
+    data = scenario.model_dump(mode="json")
+    for path, value in fields.items():
+        *parents, leaf = path.split(".")
+        node = data
+        for key in parents:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise SpecError(f"{where}.{path}: {key} is not a section of the scenario")
+            node = child
+        node[leaf] = value
+    fields_text = ", ".join(f"{where}.{p}" for p in fields)
+    return validate(ScenarioConfig, data, fields_text or where)

@@ -169,3 +169,19 @@ def test_train_cli_runs_a_sweep_and_says_where_the_champion_is(files, tracked, t
     assert "best setting gamma=0.9; models:/rlscale-cli-sweep@champion is gamma=0.9__seed3 (version 1)" in result.output
     bad = CliRunner().invoke(app, [*args[:5], "--seeds", "1,x"])
     assert bad.exit_code == 2 and "--seeds: expected comma-separated integers" in bad.output
+
+
+def test_scenario_fields_sweep_too_and_are_checked_first(files, tmp_path):
+    import yaml
+
+    with pytest.raises(SpecError, match=r"--set scenario.reward.slo_violaton_weight: .*slo_violaton_weight"):
+        sweep(files["agent"], files["scenario"], [0], parse_grid(["scenario.reward.slo_violaton_weight=[0.1]"]),
+              out=tmp_path / "bad", executor=Refusing(), progress=False)  # fmt: skip
+    result = sweep(
+        files["agent"], files["scenario"], [0], parse_grid(["scenario.reward.slo_violation_weight=[0.5]"]),
+        timesteps=STEPS, eval_every=0, out=tmp_path / "reward", executor=LocalExecutor(1), progress=False,
+    )  # fmt: skip
+    (cell,) = result.cells
+    assert cell.label == "slo_violation_weight=0.5__seed0"
+    trained_on = yaml.safe_load((tmp_path / "reward" / "runs" / cell.label / "scenario.yaml").read_text())
+    assert trained_on["reward"]["slo_violation_weight"] == 0.5 and trained_on["name"] == "light"

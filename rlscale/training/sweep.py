@@ -38,13 +38,16 @@ from rlscale.experiments.stats import mean_ci
 from rlscale.training.run_files import PROGRESS_CSV, RUN_FILES
 
 SWEEP_CSV, SWEEP_MD, SWEEP_PNG, PARENT_JSON = "sweep.csv", "sweep.md", "sweep.png", "mlflow_run.json"
+SCENARIO_PREFIX = "scenario."  # --set scenario.reward.slo_violation_weight=[…] sets the scenario's field
 CELL_TAG = "rlscale.cell"  # <sweep>/<cell label>: how a cell finds the MLflow run it logged before
 Grid = list[tuple[str, list[Any]]]  # (dotted spec path, values)
 
 
 def parse_grid(items: Sequence[str]) -> Grid:
     """``--set`` options: ``path=value`` where the value is YAML; a list is the axis's values (``[1e-4, 3e-4]``),
-    anything else a single value (a list-valued setting is a list of one list: ``[[64, 64]]``)."""
+    anything else a single value (a list-valued setting is a list of one list: ``[[64, 64]]``). A path is a field
+    of the agent file's ``spec`` (``hyperparams.gamma``) or, under ``scenario.``, of the scenario
+    (``scenario.reward.slo_violation_weight``)."""
     grid: Grid = []
     for item in items:
         path, sep, text = item.partition("=")
@@ -111,15 +114,29 @@ class TrainCell:
         return f"{self.setting_label}__seed{self.seed}"
 
 
+def split_setting(cell: TrainCell) -> tuple[dict[str, Any], Any]:
+    """The setting's agent-spec fields, and the scenario to train on: the file, or with the setting's
+    ``scenario.*`` fields set (reward weights, randomization …)."""
+    from rlscale.envs.jetstream import resolve_scenario
+    from rlscale.scenario import with_fields
+
+    agent_fields = {p: v for p, v in cell.setting if not p.startswith(SCENARIO_PREFIX)}
+    scenario_fields = {p.removeprefix(SCENARIO_PREFIX): v for p, v in cell.setting if p.startswith(SCENARIO_PREFIX)}
+    if not scenario_fields:
+        return agent_fields, cell.scenario_path
+    return agent_fields, with_fields(resolve_scenario(cell.scenario_path), scenario_fields)
+
+
 def train_cell(cell: TrainCell, command: str = "") -> dict[str, Any]:
     """Train one cell untracked in a scratch folder; a worker's whole job. Returns its summary and the run folder's
     files (bytes, checkpoints left out)."""
     from rlscale.training.train import train
 
+    agent_fields, scenario = split_setting(cell)
     with tempfile.TemporaryDirectory(prefix="rlscale-sweep-") as scratch:
         result = train(
-            cell.agent_path, cell.scenario_path, cell.timesteps, cell.seed, None, Path(scratch) / cell.label,
-            cell.eval_every, progress=False, overrides=dict(cell.setting), command=command or None,
+            cell.agent_path, scenario, cell.timesteps, cell.seed, None, Path(scratch) / cell.label,
+            cell.eval_every, progress=False, overrides=agent_fields, command=command or None,
             run_name=f"{cell.sweep}__{cell.label}",
         )  # fmt: skip
         files = {name: (result.out / name).read_bytes() for name in RUN_FILES if (result.out / name).exists()}
@@ -192,8 +209,12 @@ def plan_cells(
         raise ValueError("--seeds: give at least one")
     cells = []
     for setting in settings_of(grid):
-        plan_run(agent, scenario, timesteps, seeds[0], Path(tempfile.gettempdir()), eval_every, overrides=dict(setting))
-        cells += [TrainCell(name, str(agent), str(scenario), seed, setting, timesteps, eval_every) for seed in seeds]
+        setting_cells = [
+            TrainCell(name, str(agent), str(scenario), seed, setting, timesteps, eval_every) for seed in seeds
+        ]
+        agent_fields, built = split_setting(setting_cells[0])
+        plan_run(agent, built, timesteps, seeds[0], Path(tempfile.gettempdir()), eval_every, overrides=agent_fields)
+        cells += setting_cells
     return cells
 
 
@@ -231,7 +252,7 @@ def sweep(
     name = name or f"{scenario_name}__{agent_name}"
     out = Path(out) if out is not None else Path("runs") / "sweeps" / f"{name}__{time.strftime('%Y%m%d-%H%M%S')}"
     cells = plan_cells(agent, scenario, seeds, grid, timesteps, eval_every, name)
-    cpus = max(load_agent_config(agent, scenario_name, overrides=dict(c.setting)).spec.n_envs for c in cells)
+    cpus = max(load_agent_config(agent, scenario_name, overrides=split_setting(c)[0]).spec.n_envs for c in cells)
     store = CellStore(out / "cells")
     skipped = store.count(cells) if resume else 0
     executor = executor or LocalExecutor(1)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
 from rlscale.envs.jetstream import ROOT, resolve_scenario
 from rlscale.policies.observation import ObservationBuilder
@@ -228,6 +229,8 @@ def write_run_folder(plan: RunPlan) -> None:
     shutil.copyfile(plan.agent.path, out / AGENT_YAML)
     if plan.scenario_file is not None:
         shutil.copyfile(plan.scenario_file, out / SCENARIO_YAML)
+    else:  # a scenario built in code (a sweep's, with its fields set): the resolved one
+        (out / SCENARIO_YAML).write_text(yaml.safe_dump(plan.scenario.model_dump(mode="json"), sort_keys=False))
     write_policy_meta(out, plan.policy_meta())
 
 
