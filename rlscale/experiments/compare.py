@@ -7,7 +7,6 @@ the one before produced, so tracking can be skipped or pointed anywhere.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -117,25 +116,18 @@ def compare(
     comparison.skipped = skipped
     write_outputs(comparison)
     if tracking_uri is not None:
-        logged = out / "mlflow_run.json"
-        previous = _read_json(logged) if resume and skipped == len(records) else None
+        from rlscale.tracking.logged import logged_run, record_run
+
+        previous = logged_run(out, tracking_uri) if resume and skipped == len(records) else None
         comparison.tracking_uri = tracking_uri
-        if previous and previous.get("tracking_uri") == tracking_uri and previous.get("run_id"):
-            comparison.mlflow_run_id = previous["run_id"]
+        if previous is not None:
+            comparison.mlflow_run_id = previous
         else:
             from rlscale.tracking.mlflow_tracker import track_comparison
 
             comparison.mlflow_run_id = track_comparison(comparison, tracking_uri)
-            logged.write_text(json.dumps({"tracking_uri": tracking_uri, "run_id": comparison.mlflow_run_id}) + "\n")
+            record_run(out, tracking_uri, comparison.mlflow_run_id)
     return comparison
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def write_outputs(comparison: Comparison) -> None:

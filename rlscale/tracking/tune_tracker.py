@@ -9,16 +9,14 @@ itself logged at the same URI (``out/mlflow_run.json``) is not logged again.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlscale.tracking.logged import logged_run, record_run
 from rlscale.tracking.mlflow_tracker import TrackingError, _experiment_id, check_tracking
 from rlscale.tuning import TuneResult
-
-LOGGED_JSON = "mlflow_run.json"
 
 
 def track_tuning(
@@ -40,11 +38,9 @@ def track_tuning(
 
     from rlscale.experiments.compare import source_commit
 
-    logged = out / LOGGED_JSON
-    if reuse:
-        previous = _read_json(logged)
-        if previous and previous.get("tracking_uri") == tracking_uri and previous.get("run_id"):
-            return previous["run_id"]
+    previous = logged_run(out, tracking_uri) if reuse else None
+    if previous is not None:
+        return previous
     check_tracking(tracking_uri)
     commit = source_commit()
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -78,7 +74,7 @@ def track_tuning(
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
     except MlflowException as exc:
         raise TrackingError(f"MLflow at {tracking_uri}: {exc} (the trials are in {out})") from exc
-    logged.write_text(json.dumps({"tracking_uri": tracking_uri, "run_id": run_id}) + "\n")
+    record_run(out, tracking_uri, run_id)
     return run_id
 
 
@@ -96,11 +92,3 @@ def search_params(
         "trials": trials, "batch": batch, "slo_attainment": slo_attainment, "behaviour": behaviour,
         "executor": executor,
     }  # fmt: skip
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

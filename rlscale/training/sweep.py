@@ -37,7 +37,7 @@ from rlscale.experiments.executors import LocalExecutor, RayExecutor
 from rlscale.experiments.stats import mean_ci
 from rlscale.training.run_files import PROGRESS_CSV, RUN_FILES
 
-SWEEP_CSV, SWEEP_MD, SWEEP_PNG, PARENT_JSON = "sweep.csv", "sweep.md", "sweep.png", "mlflow_run.json"
+SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"
 SCENARIO_PREFIX = "scenario."  # --set scenario.reward.slo_violation_weight=[…] sets the scenario's field
 CELL_TAG = "rlscale.cell"  # <sweep>/<cell label>: how a cell finds the MLflow run it logged before
 Grid = list[tuple[str, list[Any]]]  # (dotted spec path, values)

@@ -19,9 +19,10 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 
+from rlscale.tracking.logged import logged_run, record_run
 from rlscale.tracking.mlflow_tracker import _experiment_id, check_tracking
 from rlscale.training.run_files import PROGRESS_CSV
-from rlscale.training.sweep import CELL_TAG, PARENT_JSON, Grid, TrainCell
+from rlscale.training.sweep import CELL_TAG, Grid, TrainCell
 from rlscale.training.tracking import TrainingRun
 
 if TYPE_CHECKING:
@@ -50,15 +51,14 @@ class SweepTracker:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         experiment_id = _experiment_id(client, experiment, tracking_uri)
         commit = source_commit()
-        previous = _read_json(out / PARENT_JSON) if resume else None
-        if previous and previous.get("tracking_uri") == tracking_uri and previous.get("run_id"):
-            run_id = previous["run_id"]
+        previous = logged_run(out, tracking_uri) if resume else None
+        if previous is not None:
+            run_id = previous
             client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             return cls(client, tracking_uri, experiment, experiment_id, run_id, registered, commit, new=False)
         tags = {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), "rlscale.out": str(out.resolve())}
         run_id = client.create_run(experiment_id, run_name=out.name, tags=tags).info.run_id
-        out.mkdir(parents=True, exist_ok=True)
-        (out / PARENT_JSON).write_text(json.dumps({"tracking_uri": tracking_uri, "run_id": run_id}) + "\n")
+        record_run(out, tracking_uri, run_id)
         return cls(client, tracking_uri, experiment, experiment_id, run_id, registered, commit, new=True)
 
     def log_sweep_params(
@@ -129,11 +129,3 @@ class SweepTracker:
     def abort(self, status: str) -> None:
         """The parent run marked ``FAILED`` or ``KILLED``; a resumed sweep takes it up again."""
         self.client.set_terminated(self.run_id, status)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
