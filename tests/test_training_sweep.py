@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from rlscale.experiments.executors import FAIL_ONCE_ENV, LocalExecutor
 from rlscale.specs.catalog import SpecError
 from rlscale.training.sweep import parse_grid, setting_label, settings_of, sweep
+from tests.helpers import RefusingExecutor
 from tests.test_training import LIGHT, STATIC_12, TINY_PPO, write_yaml
 
 GRID = ["hyperparams.learning_rate=[1e-4, 1e-3]"]
@@ -52,15 +53,6 @@ def tracked(files):
         return run_sweep(files, files["folder"] / "local", pool, tracking_uri=files["tracking_uri"])
 
 
-class Refusing:
-    name = "refusing"
-
-    def map_unordered(self, fn, items, cpus=1):
-        if items:
-            raise AssertionError(f"asked to train {len(items)} cell(s)")
-        return iter(())
-
-
 def children(files, parent_id: str) -> list:
     client = MlflowClient(files["tracking_uri"], registry_uri=files["tracking_uri"])
     experiment = client.get_experiment_by_name("train-light")
@@ -89,7 +81,7 @@ def test_grid_options_parse_and_name_their_problems():
 def test_a_bad_setting_is_refused_before_anything_trains(files, tmp_path):
     with pytest.raises(SpecError, match=r"--set hyperparams.learnin_rate: .*did you mean learning_rate"):
         sweep(files["agent"], files["scenario"], SEEDS, parse_grid(["hyperparams.learnin_rate=[0.1]"]),
-              out=tmp_path / "bad", executor=Refusing(), progress=False)  # fmt: skip
+              out=tmp_path / "bad", executor=RefusingExecutor(), progress=False)  # fmt: skip
     assert not (tmp_path / "bad").exists()
 
 
@@ -123,7 +115,7 @@ def test_every_cell_is_tracked_under_the_sweep_and_the_alias_goes_to_the_best(fi
 
 
 def test_a_resumed_sweep_trains_and_logs_nothing_again(files, tracked):
-    again = run_sweep(files, tracked.out, Refusing(), tracking_uri=files["tracking_uri"], resume=True)
+    again = run_sweep(files, tracked.out, RefusingExecutor(), tracking_uri=files["tracking_uri"], resume=True)
     assert again.skipped == 4 and again.mlflow_run_id == tracked.mlflow_run_id
     assert len(children(files, tracked.mlflow_run_id)) == 4
     assert table(again.out) == table(tracked.out) and again.champion == tracked.champion
@@ -176,7 +168,7 @@ def test_scenario_fields_sweep_too_and_are_checked_first(files, tmp_path):
 
     with pytest.raises(SpecError, match=r"--set scenario.reward.slo_violaton_weight: .*slo_violaton_weight"):
         sweep(files["agent"], files["scenario"], [0], parse_grid(["scenario.reward.slo_violaton_weight=[0.1]"]),
-              out=tmp_path / "bad", executor=Refusing(), progress=False)  # fmt: skip
+              out=tmp_path / "bad", executor=RefusingExecutor(), progress=False)  # fmt: skip
     result = sweep(
         files["agent"], files["scenario"], [0], parse_grid(["scenario.reward.slo_violation_weight=[0.5]"]),
         timesteps=STEPS, eval_every=0, out=tmp_path / "reward", executor=LocalExecutor(1), progress=False,

@@ -9,6 +9,7 @@ import yaml
 from rlscale.hpa.spec import HPASpec
 from rlscale.scenario import ScenarioConfig
 from rlscale.tuning import evaluate, knobs_for, tune, with_values
+from tests.helpers import ramp_scenario
 
 with open("agents/hpa-prefill-backlog.yaml") as f:
     MANIFEST = yaml.safe_load(f)
@@ -16,13 +17,7 @@ TARGETS = [1.0, 3.0, 10.0, 30.0, 100.0]
 
 
 def ramp() -> ScenarioConfig:
-    return ScenarioConfig.model_validate({
-        "fleet": {"replicas": 1, "lifecycle": {"node_provisioning": {"kind": "fixed", "seconds": 30.0}}},
-        "workload": {"arrival": {"process": "ramp", "from_rate_per_s": 8.0, "to_rate_per_s": 24.0,
-                                 "start_s": 120, "end_s": 2400},
-                     "lengths": {"kind": "fixed", "prompt_tokens": 300, "output_tokens": 120}},
-        "duration_s": 2400,
-    })  # fmt: skip
+    return ramp_scenario()
 
 
 def test_knobs_write_a_valid_manifest():

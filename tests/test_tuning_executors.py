@@ -10,6 +10,7 @@ from rlscale.experiments.cells import CellStore
 from rlscale.experiments.executors import LocalExecutor
 from rlscale.scenario import ScenarioConfig
 from rlscale.tuning import tune
+from tests.helpers import RefusingExecutor, ramp_scenario
 
 with open("agents/hpa-prefill-backlog.yaml") as f:
     MANIFEST = yaml.safe_load(f)
@@ -17,29 +18,12 @@ SEEDS = [0, 1]
 
 
 def short_ramp() -> ScenarioConfig:
-    """A 1-pod fleet under a ramp from 8 to 20 req/s over 10 minutes: the target decides cost and attainment."""
-    return ScenarioConfig.model_validate({
-        "fleet": {"replicas": 1, "lifecycle": {"node_provisioning": {"kind": "fixed", "seconds": 30.0}}},
-        "workload": {"arrival": {"process": "ramp", "from_rate_per_s": 8.0, "to_rate_per_s": 20.0,
-                                 "start_s": 60, "end_s": 600},
-                     "lengths": {"kind": "fixed", "prompt_tokens": 300, "output_tokens": 120}},
-        "duration_s": 600,
-    })  # fmt: skip
+    """8 to 20 req/s over 10 minutes: short, and the target still decides cost and attainment."""
+    return ramp_scenario(to_rate_per_s=20.0, start_s=60, end_s=600)
 
 
 def search(executor, **kwargs):
     return tune(MANIFEST, short_ramp(), SEEDS, n_trials=4, slo_attainment=0.9, batch=2, executor=executor, **kwargs)
-
-
-class Refusing:
-    """An executor that must not be asked for anything (every run should come from the store)."""
-
-    name = "refusing"
-
-    def map_unordered(self, fn, items, cpus=1):
-        if items:
-            raise AssertionError(f"asked to run {len(items)} unit(s)")
-        return iter(())
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +44,7 @@ def test_a_resumed_search_reuses_every_stored_run(serial, tmp_path):
     first = search(LocalExecutor(1), cells=cells)
     assert first.trials == serial.trials
     assert len(list((tmp_path / "cells").glob("*.json"))) == 4 * len(SEEDS)
-    again = search(Refusing(), cells=cells, resume=True)
+    again = search(RefusingExecutor(), cells=cells, resume=True)
     assert again.trials == serial.trials and again.skipped == 4 * len(SEEDS)
 
 
