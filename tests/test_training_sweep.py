@@ -177,3 +177,12 @@ def test_scenario_fields_sweep_too_and_are_checked_first(files, tmp_path):
     assert cell.label == "slo_violation_weight=0.5__seed0"
     trained_on = yaml.safe_load((tmp_path / "reward" / "runs" / cell.label / "scenario.yaml").read_text())
     assert trained_on["reward"]["slo_violation_weight"] == 0.5 and trained_on["name"] == "light"
+
+
+def test_a_cell_that_fails_names_itself(files, tmp_path):
+    from rlscale.experiments.runner import RunFailed
+
+    # valid as data, refused by PPO when it is built: n_steps × n_envs must exceed 1 to normalize advantages
+    with pytest.raises(RunFailed, match=r"training light__ppo-tiny, n_steps=1__seed0: AssertionError"):
+        sweep(files["agent"], files["scenario"], [0], parse_grid(["hyperparams.n_steps=1"]), timesteps=STEPS,
+              out=tmp_path / "failing", executor=LocalExecutor(1), progress=False)  # fmt: skip

@@ -25,6 +25,7 @@ import shlex
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import yaml
 
 from rlscale.experiments.cells import CellStore, run_cells
 from rlscale.experiments.executors import LocalExecutor, RayExecutor
+from rlscale.experiments.runner import RunFailed
 from rlscale.experiments.stats import mean_ci
 from rlscale.training.run_files import PROGRESS_CSV, RUN_FILES
 
@@ -132,14 +134,20 @@ def train_cell(cell: TrainCell, command: str = "") -> dict[str, Any]:
     files (bytes, checkpoints left out)."""
     from rlscale.training.train import train
 
-    agent_fields, scenario = split_setting(cell)
-    with tempfile.TemporaryDirectory(prefix="rlscale-sweep-") as scratch:
-        result = train(
-            cell.agent_path, scenario, cell.timesteps, cell.seed, None, Path(scratch) / cell.label,
-            cell.eval_every, progress=False, overrides=agent_fields, command=command or None,
-            run_name=f"{cell.sweep}__{cell.label}",
-        )  # fmt: skip
-        files = {name: (result.out / name).read_bytes() for name in RUN_FILES if (result.out / name).exists()}
+    try:
+        agent_fields, scenario = split_setting(cell)
+        with tempfile.TemporaryDirectory(prefix="rlscale-sweep-") as scratch:
+            result = train(
+                cell.agent_path, scenario, cell.timesteps, cell.seed, None, Path(scratch) / cell.label,
+                cell.eval_every, progress=False, overrides=agent_fields, command=command or None,
+                run_name=f"{cell.sweep}__{cell.label}",
+            )  # fmt: skip
+            files = {name: (result.out / name).read_bytes() for name in RUN_FILES if (result.out / name).exists()}
+    except Exception as exc:
+        # A plain message naming the cell, which pickles whatever the original held; the traceback rides along.
+        failed = RunFailed(f"training {cell.sweep}, {cell.label}: {type(exc).__name__}: {exc}")
+        failed.add_note(traceback.format_exc())
+        raise failed from None
     final = result.evaluations[-1] if result.evaluations else None
     return {
         "run_name": result.run_name,
