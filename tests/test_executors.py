@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,23 @@ def test_a_task_whose_worker_dies_is_retried(local, ray_executor, tmp_path, monk
     on_ray = compare(local.experiment, tmp_path / "ray", executor=ray_executor, progress=False)
     assert marker.exists()  # a worker did die
     assert table(on_ray.out) == table(local.out)
+
+
+def test_a_pool_worker_that_dies_costs_only_the_work_in_flight(local, tmp_path, monkeypatch):
+    marker = tmp_path / "failed-once"
+    monkeypatch.setenv(FAIL_ONCE_ENV, str(marker))  # inherited by the spawned workers: the first to run dies
+    again = compare(local.experiment, tmp_path / "pool", progress=False)
+    assert marker.exists()  # the pool did break
+    assert table(again.out) == table(local.out)
+
+
+def die(item: int) -> int:
+    os._exit(1)
+
+
+def test_a_pool_that_keeps_dying_gives_up_with_a_clear_error():
+    with LocalExecutor(2, max_retries=1) as pool, pytest.raises(ExecutorError, match="lost a worker 2 times"):
+        list(pool.map_unordered(die, [1, 2, 3]))
 
 
 def test_resume_runs_only_the_missing_cells(local, tmp_path):

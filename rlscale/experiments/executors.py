@@ -12,13 +12,14 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 EXECUTORS = ("local", "ray")
 
-# Fault injection for tests: when set to a file path, the first Ray task to see the file missing creates it and kills
-# its own worker process, as a node loss would; Ray then retries the task.
+# Fault injection for tests: when set to a file path, the first worker (pool process or Ray task) to see the file
+# missing creates it and kills its own process, as a node loss would; the executor then retries the work.
 FAIL_ONCE_ENV = "RLSCALE_FAIL_ONCE"
 # Environment the Ray tasks inherit from the driver (learned agents load their models from MLflow in the run).
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI", FAIL_ONCE_ENV)
@@ -30,12 +31,17 @@ class ExecutorError(RuntimeError):
 
 class LocalExecutor:
     """Items in this process (``workers == 1``, or a single item) or on a pool of ``workers`` spawned processes,
-    kept between maps (a search maps one batch after another) until :meth:`close`."""
+    kept between maps (a search maps one batch after another) until :meth:`close`.
+
+    A worker process that dies (killed, out of memory) breaks the whole pool; the pool is then started again and
+    the items not yet returned are resubmitted, up to ``max_retries`` times per map, so as under Ray a lost worker
+    costs only the work in flight. Exceptions the work raises are not retried: they fail the map."""
 
     name = "local"
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, max_retries: int = 3) -> None:
         self.workers = max(1, workers)
+        self.max_retries = max_retries
         self._pool: ProcessPoolExecutor | None = None
 
     def map_unordered(
@@ -46,25 +52,42 @@ class LocalExecutor:
             for i, item in enumerate(items):
                 yield i, fn(item)
             return
+        pending = set(range(len(items)))
+        for attempt in range(self.max_retries + 1):
+            pool = self._start()
+            futures: dict[Future, int] = {pool.submit(_call, fn, items[i]): i for i in sorted(pending)}
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    result = future.result()
+                    pending.discard(i)
+                    yield i, result
+                return
+            except BrokenProcessPool:
+                self._stop(wait=True)
+                if attempt == self.max_retries:
+                    raise ExecutorError(
+                        f"the local pool lost a worker {attempt + 1} times; {len(pending)} item(s) unfinished"
+                    ) from None
+            except BaseException:
+                self._stop(wait=False)  # one failed item fails the whole map: stop now
+                raise
+
+    def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: workers start clean, whatever threads or state the parent holds.
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-        pool = self._pool
-        futures: dict[Future, int] = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)  # one failed item fails the whole map: stop now
-            raise
+        return self._pool
+
+    def _stop(self, wait: bool) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=wait, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the worker processes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._stop(wait=True)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -73,8 +96,8 @@ class LocalExecutor:
         self.close()
 
 
-def _ray_call(fn: Callable[[Any], Any], item: Any) -> Any:
-    """A Ray task's body: ``fn(item)``, after the test hook :data:`FAIL_ONCE_ENV`."""
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    """A worker's body (a pool process or a Ray task): ``fn(item)``, after the test hook :data:`FAIL_ONCE_ENV`."""
     marker = os.environ.get(FAIL_ONCE_ENV)
     if marker:
         try:
@@ -122,7 +145,7 @@ class RayExecutor:
         options: dict[str, Any] = {"max_retries": self.max_retries, "retry_exceptions": False, "num_cpus": cpus}
         if env:
             options["runtime_env"] = {"env_vars": env}
-        task = ray.remote(_ray_call).options(**options)
+        task = ray.remote(_call).options(**options)
         fn_ref = ray.put(fn)
         pending = {task.remote(fn_ref, item): i for i, item in enumerate(items)}
         try:
