@@ -404,7 +404,7 @@ def train(
             seed_list = _int_list(seeds, "--seeds") if seeds is not None else [seed]
         except ValueError as exc:
             _fail(exc)
-        _train_sweep(
+        _run_sweep(
             agent, scenario, seed_list, settings or [],
             timesteps=timesteps, eval_every=eval_every, uri=uri, model_name=model_name, alias=alias, out=out,
             workers=workers, executor=executor, ray_address=ray_address, resume=resume,
@@ -422,12 +422,13 @@ def train(
     typer.echo(f"  MLflow run {result.run_id} at {uri}; model {result.registered_uri} (version {result.model_version})")
 
 
-def _train_sweep(
-    agent: Path, scenario: Path, seeds: list[int], settings: list[str], *, timesteps: int | None,
-    eval_every: int | None, uri: str, model_name: str | None, alias: str, out: Path | None, workers: int | None,
-    executor: str, ray_address: str | None, resume: bool,
+def _run_sweep(
+    agent: Path, scenario: Path, seeds: list[int], grid: list[str] | list[tuple[str, list]], *,
+    timesteps: int | None, eval_every: int | None, uri: str, model_name: str | None, alias: str, out: Path | None,
+    workers: int | None, executor: str, ray_address: str | None, resume: bool, name: str | None = None,
 ) -> None:  # fmt: skip
-    """``rlscale train`` as a sweep (see ``rlscale.training.sweep``)."""
+    """A training sweep (``rlscale.training.sweep``) from ``rlscale train --seeds/--set`` (``grid`` as --set
+    strings) or ``rlscale sweep`` (parsed); prints where everything went."""
     import os
 
     from rlscale.experiments.executors import ExecutorError, make_executor
@@ -437,13 +438,13 @@ def _train_sweep(
     from rlscale.training.sweep import parse_grid, sweep
 
     try:
-        grid = parse_grid(settings)
+        parsed = parse_grid(grid) if all(isinstance(g, str) for g in grid) else grid
         n_envs = load_agent_config(agent).spec.n_envs
         pool = workers or max(1, (os.cpu_count() or 1) // n_envs)
         with make_executor(executor, workers=pool, ray_address=ray_address) as runner:
             result = sweep(
-                agent, scenario, seeds, grid, timesteps=timesteps, eval_every=eval_every, out=out, tracking_uri=uri,
-                model_name=model_name, alias=alias, executor=runner, resume=resume,
+                agent, scenario, seeds, parsed, timesteps=timesteps, eval_every=eval_every, out=out, name=name,
+                tracking_uri=uri, model_name=model_name, alias=alias, executor=runner, resume=resume,
             )  # fmt: skip
     except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
         _fail(exc)
@@ -457,6 +458,44 @@ def _train_sweep(
             f"{result.champion.label} (version {result.champion_version})"
         )
     typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
+
+
+@app.command("sweep")
+def sweep_command(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (kind: TrainingSweep; see experiments/sweeps/).")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/sweeps/<name>__<time>).")] = None,
+    timesteps: Annotated[
+        int | None, typer.Option(min=1, help="Env steps per run, overriding the file's (a quick look first).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Training runs at once on --executor local (default: CPUs / n_envs).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
+    ] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")
+    ] = False,
+) -> None:
+    """Train every setting of a sweep file's grid under every seed; compare them (sweep.md, sweep.csv, sweep.png),
+    log each run to MLflow under the sweep's run, and put the alias on the best setting's best seed."""
+    from rlscale.tracking.mlflow_tracker import resolve_tracking_uri
+    from rlscale.training.sweep_config import load_sweep
+
+    try:
+        loaded = load_sweep(sweep_file)
+    except (SpecError, OSError) as exc:
+        _fail(exc)
+    config = loaded.config
+    _run_sweep(
+        loaded.agent_path, loaded.scenario_path, list(config.seeds), loaded.grid,
+        timesteps=timesteps or config.timesteps, eval_every=config.eval_every, uri=resolve_tracking_uri(tracking_uri),
+        model_name=config.model_name, alias=config.alias, out=out, workers=workers, executor=executor,
+        ray_address=ray_address, resume=resume, name=config.name,
+    )  # fmt: skip
 
 
 @app.command()

@@ -5,6 +5,7 @@ setting's best seed, and resumes without training or logging a finished cell aga
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,53 @@ def test_a_cell_that_fails_names_itself(files, tmp_path):
     with pytest.raises(RunFailed, match=r"training light__ppo-tiny, n_steps=1__seed0: AssertionError"):
         sweep(files["agent"], files["scenario"], [0], parse_grid(["hyperparams.n_steps=1"]), timesteps=STEPS,
               out=tmp_path / "failing", executor=LocalExecutor(1), progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("experiments/sweeps/*.yaml")))
+def test_shipped_sweep_files_are_valid_in_every_setting(path):
+    from rlscale.training.sweep import plan_cells
+    from rlscale.training.sweep_config import load_sweep
+
+    loaded = load_sweep(path)
+    assert loaded.config.name == path.stem
+    cells = plan_cells(loaded.agent_path, loaded.scenario_path, loaded.config.seeds, loaded.grid,
+                       loaded.config.timesteps, loaded.config.eval_every, loaded.config.name)  # fmt: skip
+    assert len(cells) == len(loaded.config.seeds) * math.prod(len(v) for _, v in loaded.grid)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "Experiment"}, r"kind: Input should be 'TrainingSweep'"),
+        ({"grid": {"hyperparams..gamma": [0.9]}}, r"grid: .*a dotted field path"),
+        ({"grid": {"hyperparams.gamma": []}}, r"grid: .*an empty list sweeps nothing"),
+        ({"seeds": [0, 0]}, r"seeds: .*listed more than once: 0"),
+        ({"agent": "agents/nope.yaml"}, r"agent: no such file 'agents/nope.yaml'"),
+        ({"sedes": [0]}, r"sedes: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_sweep_file_is_refused_naming_file_and_field(files, tmp_path, change, message):
+    from rlscale.training.sweep_config import load_sweep
+
+    data = {"kind": "TrainingSweep", "agent": str(files["agent"]), "scenario": str(files["scenario"]), "seeds": [0]}
+    path = write_yaml(tmp_path / "bad-sweep.yaml", data | change)
+    with pytest.raises(SpecError, match=rf"bad-sweep.yaml: {message}"):
+        load_sweep(path)
+
+
+def test_sweep_cli_runs_a_sweep_file(files, tracked, tmp_path):
+    from typer.testing import CliRunner
+
+    from rlscale.cli import app
+
+    path = write_yaml(tmp_path / "tiny-sweep.yaml", {
+        "kind": "TrainingSweep", "agent": str(files["agent"]), "scenario": str(files["scenario"]), "seeds": [4],
+        "grid": {"scenario.reward.churn_weight": 0.5}, "eval_every": 0, "model_name": "rlscale-file-sweep",
+    })  # fmt: skip
+    args = ["sweep", str(path), "--timesteps", str(STEPS), "--workers", "1", "--out", str(tmp_path / "out"),
+            "--tracking-uri", files["tracking_uri"]]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "tiny-sweep: 1 training runs" in result.output
+    assert "models:/rlscale-file-sweep@champion is churn_weight=0.5__seed4 (version 1)" in result.output
+    assert (tmp_path / "out" / "runs" / "churn_weight=0.5__seed4" / "model.zip").is_file()

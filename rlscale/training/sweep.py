@@ -43,6 +43,7 @@ SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"
 SCENARIO_PREFIX = "scenario."  # --set scenario.reward.slo_violation_weight=[…] sets the scenario's field
 CELL_TAG = "rlscale.cell"  # <sweep>/<cell label>: how a cell finds the MLflow run it logged before
 Grid = list[tuple[str, list[Any]]]  # (dotted spec path, values)
+GRID_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # hyperparams.gamma, scenario.reward.x
 
 
 def parse_grid(items: Sequence[str]) -> Grid:
@@ -54,13 +55,13 @@ def parse_grid(items: Sequence[str]) -> Grid:
     for item in items:
         path, sep, text = item.partition("=")
         path = path.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", path):
+        if not sep or not GRID_PATH.fullmatch(path):
             raise ValueError(f"--set {item!r}: expected <spec path>=<YAML value>, e.g. hyperparams.gamma=[0.99, 0.995]")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ValueError(f"--set {path}: not a YAML value: {text!r} ({exc})") from None
-        values = [_number(v) for v in (value if isinstance(value, list) else [value])]
+        values = [as_number(v) for v in (value if isinstance(value, list) else [value])]
         if not values:
             raise ValueError(f"--set {path}: an empty list sweeps nothing")
         if any(path == seen for seen, _ in grid):
@@ -69,7 +70,7 @@ def parse_grid(items: Sequence[str]) -> Grid:
     return grid
 
 
-def _number(value: Any) -> Any:
+def as_number(value: Any) -> Any:
     """YAML 1.1 (PyYAML) reads ``1e-4`` as a string (it wants ``1.0e-4``); a sweep means the number."""
     if isinstance(value, str):
         try:
