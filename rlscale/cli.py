@@ -345,7 +345,14 @@ def tune(
 @app.command()
 def train(
     agent: Annotated[Path, typer.Option(help="SB3 agent file (agents/ppo.yaml, agents/sac.yaml, ...).")],
-    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML to train on (envs/*.yaml).")],
+    scenario: Annotated[
+        list[Path],
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="Scenario YAML to train on (envs/*.yaml); repeat it to train on a mix (each episode draws one).",
+        ),
+    ],
     timesteps: Annotated[
         int | None, typer.Option(min=1, help="Env steps (15 s each), overriding the file's total_timesteps.")
     ] = None,
@@ -402,18 +409,21 @@ def train(
     if seeds is not None or settings or executor != "local" or resume:
         try:
             seed_list = _int_list(seeds, "--seeds") if seeds is not None else [seed]
+            if len(scenario) > 1:
+                raise ValueError("--scenario: a sweep trains on one scenario file (a mix is for a single run)")
         except ValueError as exc:
             _fail(exc)
         _run_sweep(
-            agent, scenario, seed_list, settings or [],
+            agent, scenario[0], seed_list, settings or [],
             timesteps=timesteps, eval_every=eval_every, uri=uri, model_name=model_name, alias=alias, out=out,
             workers=workers, executor=executor, ray_address=ray_address, resume=resume,
         )  # fmt: skip
         return
     try:
         result = run_training(
-            agent, scenario, timesteps, seed, uri, out, eval_every, progress=True, model_name=model_name, alias=alias
-        )
+            agent, scenario[0] if len(scenario) == 1 else scenario, timesteps, seed, uri, out, eval_every,
+            progress=True, model_name=model_name, alias=alias,
+        )  # fmt: skip
     except (SpecError, TrackingError, ValueError, OSError) as exc:
         _fail(exc)
     speed = f"{result.steps_per_s:,.0f} steps/s"

@@ -8,6 +8,7 @@ One tiny PPO run (light load, 300 s episodes, 3k steps, ~10 s) is trained once p
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -315,3 +316,45 @@ def test_train_cli_refuses_an_agent_that_is_not_trainable(files):
     result = CliRunner().invoke(app, ["train", "--agent", str(files["static12"]), "--scenario", str(files["scenario"])])
     assert result.exit_code == 2
     assert "static12.yaml: kind: Input should be 'SB3Agent'" in result.output
+
+
+def test_a_mix_of_scenarios_trains_as_one_run_named_after_all(files, trained, tmp_path):
+    busy = write_yaml(tmp_path / "light-busy.yaml", {
+        **LIGHT, "name": "light-busy",
+        "workload": {**LIGHT["workload"], "arrival": {"process": "poisson", "rate_per_s": 3.0}},
+    })  # fmt: skip
+    result = train(
+        files["agent"], [files["scenario"], busy], timesteps=256, seed=0, tracking_uri=files["tracking_uri"],
+        out=tmp_path / "mix", eval_every=0, progress=False,
+    )  # fmt: skip
+    assert result.run_name.startswith("light+light-busy__ppo-tiny__0__")
+    assert result.registered_model == "rlscale-ppo-tiny-light+light-busy"
+    config = json.loads((tmp_path / "mix" / "config.json").read_text())
+    assert [s["name"] for s in config["scenarios"]] == ["light", "light-busy"]
+    assert config["scenario_files"] == [str(files["scenario"].resolve()), str(busy.resolve())]
+    assert sorted(p.name for p in (tmp_path / "mix" / "scenarios").iterdir()) == ["light-busy.yaml", "light.yaml"]
+    assert json.loads((tmp_path / "mix" / "policy.json").read_text())["scenario"] == "light+light-busy"
+    # the environments the run builds draw their episodes from both members
+    from rlscale.training.envs import evaluation_env
+    from rlscale.training.train import plan_run
+
+    plan = plan_run(files["agent"], [files["scenario"], busy], 256, 0, tmp_path / "plan", 0)
+    env, recorder = evaluation_env(plan.env_scenario, plan.spec)
+    for seed in range(8):
+        recorder.reset(seed=seed)
+    assert {e.name for e in recorder.episodes} == {"light", "light-busy"}
+    env.close()
+
+
+def test_a_mix_needs_distinct_names_and_a_sweep_one_scenario(files):
+    from typer.testing import CliRunner
+
+    from rlscale.cli import app
+
+    with pytest.raises(ValueError, match="distinct scenario names"):
+        train(files["agent"], [files["scenario"], files["scenario"]], timesteps=256, progress=False)
+    result = CliRunner().invoke(app, [
+        "train", "--agent", str(files["agent"]), "-s", str(files["scenario"]), "-s", str(files["scenario"]),
+        "--seeds", "0,1",
+    ])  # fmt: skip
+    assert result.exit_code == 2 and "a sweep trains on one scenario file" in result.output

@@ -51,13 +51,13 @@ class EpisodeRecorder(gym.Wrapper):
         return result
 
 
-def make_env(scenario: ScenarioConfig, env_kwargs: dict[str, Any], continuous: bool) -> gym.Env:
+def make_env(scenario: ScenarioConfig | list[ScenarioConfig], env_kwargs: dict[str, Any], continuous: bool) -> gym.Env:
     """One environment, as the spec asks for it (no Monitor: the vector builders add it)."""
     env = gym.make(ENV_ID, scenario=scenario, **env_kwargs)
     return ContinuousActions(env) if continuous else env
 
 
-def training_envs(scenario: ScenarioConfig, spec: SB3Spec, seed: int):
+def training_envs(scenario: ScenarioConfig | list[ScenarioConfig], spec: SB3Spec, seed: int):
     """``spec.n_envs`` monitored environments (subprocesses when more than one), environment ``i`` first reset
     with ``seed + i``, under ``VecNormalize`` when the spec asks for it."""
     from stable_baselines3.common.env_util import make_vec_env
@@ -76,7 +76,7 @@ def training_envs(scenario: ScenarioConfig, spec: SB3Spec, seed: int):
     )  # fmt: skip
 
 
-def evaluation_env(scenario: ScenarioConfig, spec: SB3Spec):
+def evaluation_env(scenario: ScenarioConfig | list[ScenarioConfig], spec: SB3Spec):
     """One monitored environment in this process, and its recorder; normalization frozen (statistics are synced
     from training before each evaluation), rewards raw. The caller seeds it before each evaluation."""
     from stable_baselines3.common.monitor import Monitor

@@ -7,6 +7,7 @@ from rlscale.training.policy import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE
 PROGRESS_CSV = "progress.csv"  # the SB3 logger's CSV writer
 CURVE_PNG = "learning_curve.png"
 CONFIG_JSON, AGENT_YAML, SCENARIO_YAML = "config.json", "agent.yaml", "scenario.yaml"
+SCENARIOS_DIR = "scenarios"  # a mix's members, one file each
 
 # A run folder without its checkpoints: the policy (what LearnedPolicy loads), its settings, its curves.
 RUN_FILES = (

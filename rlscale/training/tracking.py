@@ -23,7 +23,14 @@ from stable_baselines3.common.logger import KVWriter
 
 from rlscale.tracking.mlflow_tracker import _experiment_id
 from rlscale.training.policy import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE, PolicyFiles, SB3Policy
-from rlscale.training.run_files import AGENT_YAML, CONFIG_JSON, CURVE_PNG, PROGRESS_CSV, SCENARIO_YAML
+from rlscale.training.run_files import (
+    AGENT_YAML,
+    CONFIG_JSON,
+    CURVE_PNG,
+    PROGRESS_CSV,
+    SCENARIO_YAML,
+    SCENARIOS_DIR,
+)
 
 MODEL_ARTIFACT = "model"  # runs:/<run_id>/model
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -132,6 +139,8 @@ class TrainingRun:
         for name in (CONFIG_JSON, AGENT_YAML, SCENARIO_YAML, POLICY_FILE):
             if (folder / name).exists():
                 self.log_artifact(folder / name, "config")
+        if (folder / SCENARIOS_DIR).is_dir():  # a mix's members
+            self.client.log_artifacts(self.run_id, str(folder / SCENARIOS_DIR), f"config/{SCENARIOS_DIR}")
         for name in (PROGRESS_CSV, CURVE_PNG):
             if (folder / name).exists():
                 self.log_artifact(folder / name)

@@ -16,7 +16,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,14 @@ from rlscale.policies.observation import ObservationBuilder
 from rlscale.scenario import ScenarioConfig
 from rlscale.training.config import AgentConfig, SB3Spec, algo_class, load_agent_config, resolve_file
 from rlscale.training.policy import MODEL_FILE, VECNORMALIZE_FILE, write_policy_meta
-from rlscale.training.run_files import AGENT_YAML, CONFIG_JSON, CURVE_PNG, PROGRESS_CSV, SCENARIO_YAML
+from rlscale.training.run_files import (
+    AGENT_YAML,
+    CONFIG_JSON,
+    CURVE_PNG,
+    PROGRESS_CSV,
+    SCENARIO_YAML,
+    SCENARIOS_DIR,
+)
 
 if TYPE_CHECKING:
     from rlscale.training.callbacks import Evaluation
@@ -111,8 +118,8 @@ class RunPlan:
     """Everything decided before a run starts: settings resolved, files found, names chosen."""
 
     agent: AgentConfig
-    scenario: ScenarioConfig
-    scenario_file: Path | None
+    scenarios: tuple[ScenarioConfig, ...]  # one, or a mix: each training episode draws one
+    scenario_files: tuple[Path | None, ...]  # None: built in code (a sweep's)
     baseline: Path | None
     seed: int
     eval_every: int
@@ -125,16 +132,33 @@ class RunPlan:
     def spec(self) -> SB3Spec:
         return self.agent.spec
 
+    @property
+    def scenario(self) -> ScenarioConfig:
+        """The scenario, or a mix's first."""
+        return self.scenarios[0]
+
+    @property
+    def scenario_name(self) -> str:
+        """``train-mix``, or a mix's names joined: ``train-mix+diurnal`` (names runs, models, MLflow experiments)."""
+        return "+".join(s.name for s in self.scenarios)
+
+    @property
+    def env_scenario(self) -> ScenarioConfig | list[ScenarioConfig]:
+        """What the environments take: the scenario, or the list they draw each episode from."""
+        return self.scenarios[0] if len(self.scenarios) == 1 else list(self.scenarios)
+
     def config(self) -> dict[str, Any]:
         """``config.json``: the run as it was asked for and resolved."""
         return {
             "run_name": self.run_name,
             "agent_file": str(self.agent.path.resolve()),
-            "scenario_file": None if self.scenario_file is None else str(self.scenario_file.resolve()),
+            "scenario_file": _file(self.scenario_files[0]),
+            "scenario_files": [_file(f) for f in self.scenario_files],
             "seed": self.seed,
             "settings": self.agent.applied,
             "spec": self.spec.model_dump(mode="json"),
             "scenario": self.scenario.model_dump(mode="json"),
+            "scenarios": [s.model_dump(mode="json") for s in self.scenarios],
             "command": self.command,
             "git_commit": self.git_commit,
         }
@@ -152,7 +176,7 @@ class RunPlan:
             "env_kwargs": spec.env_kwargs.model_dump(mode="json"),
             "observation": ObservationBuilder(spec.env_kwargs.time_period_s).names,
             "agent": self.agent.name,
-            "scenario": self.scenario.name,
+            "scenario": self.scenario_name,
             "seed": self.seed,
         }
 
@@ -164,15 +188,23 @@ class RunPlan:
         return {
             "agent": self.agent.name,
             "agent_file": config["agent_file"],
-            "scenario": self.scenario.name,
-            "scenario_file": config["scenario_file"] or "(object)",
+            "scenario": self.scenario_name,
+            "scenario_file": ",".join(f or "(object)" for f in config["scenario_files"]),
             "seed": self.seed,
             "git_commit": self.git_commit or "unknown",
             "command": self.command,
             "settings": " < ".join(self.agent.applied),
-            **scenario_params(self.scenario),
+            **(
+                scenario_params(self.scenario)
+                if len(self.scenarios) == 1
+                else {f"{s.name}.{k}": v for s in self.scenarios for k, v in scenario_params(s).items()}
+            ),
             **_flat("spec", config["spec"]),
         }
+
+
+def _file(path: Path | None) -> str | None:
+    return None if path is None else str(path.resolve())
 
 
 def _flat(prefix: str, value: Any) -> dict[str, Any]:
@@ -184,9 +216,12 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
+ScenarioRef = str | Path | ScenarioConfig
+
+
 def plan_run(
     agent_path: str | Path,
-    scenario_path: str | Path | ScenarioConfig,
+    scenario_path: ScenarioRef | Sequence[ScenarioRef],
     timesteps: int | None,
     seed: int,
     out: Path | None,
@@ -196,28 +231,47 @@ def plan_run(
     command: str | None = None,
     run_name: str | None = None,
 ) -> RunPlan:
-    """Resolve and check everything a run needs before anything is written or started. ``overrides`` are a
-    sweep's settings (dotted spec paths); ``command`` and ``run_name`` default to this process's and a timed name."""
+    """Resolve and check everything a run needs before anything is written or started. ``scenario_path`` is one
+    scenario or several (a mix: each training episode draws one); ``overrides`` are a sweep's settings (dotted spec
+    paths); ``command`` and ``run_name`` default to this process's and a timed name."""
     from rlscale.experiments.compare import source_commit
 
-    scenario = resolve_scenario(scenario_path)
-    scenario_file = None
-    if not isinstance(scenario_path, ScenarioConfig):
-        scenario_file = Path(scenario_path) if Path(scenario_path).exists() else ROOT / scenario_path  # as resolved
-    agent = load_agent_config(agent_path, scenario.name, total_timesteps=timesteps, overrides=overrides)
+    refs = list(scenario_path) if isinstance(scenario_path, list | tuple) else [scenario_path]
+    if not refs:
+        raise ValueError("--scenario: give at least one")
+    scenarios = tuple(resolve_scenario(ref) for ref in refs)
+    names = [s.name for s in scenarios]
+    if len(set(names)) < len(names):
+        raise ValueError(f"--scenario: a mix needs distinct scenario names, got {', '.join(names)}")
+    files = tuple(None if isinstance(ref, ScenarioConfig) else _found(ref) for ref in refs)
+    mix_name = "+".join(names)
+    agent = load_agent_config(agent_path, mix_name, total_timesteps=timesteps, overrides=overrides)
     spec = agent.spec
     baseline = None
     if spec.eval.baseline is not None:
         baseline = resolve_file(spec.eval.baseline, agent.path.resolve().parent, f"{agent.path}: spec.eval.baseline")
-    run_name = run_name or default_run_name(scenario.name, agent.name, seed)
+    run_name = run_name or default_run_name(mix_name, agent.name, seed)
     return RunPlan(
-        agent, scenario, scenario_file, baseline, seed,
+        agent, scenarios, files, baseline, seed,
         eval_every=spec.eval.every_steps if eval_every is None else eval_every,
         run_name=run_name,
         out=Path(out) if out is not None else Path("runs") / "train" / run_name,
         command=command or shlex.join(sys.argv),
         git_commit=source_commit(),
     )  # fmt: skip
+
+
+def _write_scenario(target: Path, scenario: ScenarioConfig, source: Path | None) -> None:
+    """The scenario's file, copied; or, built in code (a sweep's, with its fields set), the resolved scenario."""
+    if source is not None:
+        shutil.copyfile(source, target)
+    else:
+        target.write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False))
+
+
+def _found(ref: str | Path) -> Path:
+    """A scenario file as ``resolve_scenario`` found it (the working directory, else the project root)."""
+    return Path(ref) if Path(ref).exists() else ROOT / ref
 
 
 def write_run_folder(plan: RunPlan) -> None:
@@ -227,16 +281,17 @@ def write_run_folder(plan: RunPlan) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_JSON).write_text(json.dumps(plan.config(), indent=2) + "\n")
     shutil.copyfile(plan.agent.path, out / AGENT_YAML)
-    if plan.scenario_file is not None:
-        shutil.copyfile(plan.scenario_file, out / SCENARIO_YAML)
-    else:  # a scenario built in code (a sweep's, with its fields set): the resolved one
-        (out / SCENARIO_YAML).write_text(yaml.safe_dump(plan.scenario.model_dump(mode="json"), sort_keys=False))
+    _write_scenario(out / SCENARIO_YAML, plan.scenarios[0], plan.scenario_files[0])
+    if len(plan.scenarios) > 1:  # a mix: every member in scenarios/ (the first is also scenario.yaml)
+        (out / SCENARIOS_DIR).mkdir(exist_ok=True)
+        for scenario, source in zip(plan.scenarios, plan.scenario_files, strict=True):
+            _write_scenario(out / SCENARIOS_DIR / f"{scenario.name}.yaml", scenario, source)
     write_policy_meta(out, plan.policy_meta())
 
 
 def train(
     agent_path: str | Path,
-    scenario_path: str | Path | ScenarioConfig,
+    scenario_path: ScenarioRef | Sequence[ScenarioRef],
     timesteps: int | None = None,
     seed: int = 0,
     tracking_uri: str | None = None,
@@ -251,7 +306,8 @@ def train(
     command: str | None = None,
     run_name: str | None = None,
 ) -> TrainResult:
-    """Train the ``SB3Agent`` file ``agent_path`` on a scenario; returns where the policy is and how it did.
+    """Train the ``SB3Agent`` file ``agent_path`` on a scenario (or a mix of them: each episode, training and
+    held-out, draws one); returns where the policy is and how it did.
 
     ``timesteps`` overrides the file's ``total_timesteps``, ``eval_every`` its ``eval.every_steps`` (env steps;
     0: evaluate only at the end). ``tracking_uri`` None: not tracked; else the run goes to MLflow experiment
@@ -278,13 +334,13 @@ def train(
 
         check_tracking(tracking_uri)
         tags = {MLFLOW_GIT_COMMIT: plan.git_commit.removesuffix("-dirty"), "rlscale.out": str(plan.out.resolve())}
-        run = TrainingRun.start(tracking_uri, experiment or f"train-{plan.scenario.name}", plan.run_name, tags)
+        run = TrainingRun.start(tracking_uri, experiment or f"train-{plan.scenario_name}", plan.run_name, tags)
     try:
         if run is not None:
             run.log_params(plan.params())
         result = _learn(plan, run, report, progress)
         if run is not None:
-            _log_outcome(run, result, model_name or f"rlscale-{plan.agent.name}-{plan.scenario.name}", alias)
+            _log_outcome(run, result, model_name or f"rlscale-{plan.agent.name}-{plan.scenario_name}", alias)
     except BaseException as exc:
         if run is not None:
             run.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -307,9 +363,9 @@ def _learn(plan: RunPlan, run: TrainingRun | None, report: Callable[[str], None]
     torch.set_num_threads(spec.torch_threads)
     seeds = seed_everything(plan.seed)
     with contextlib.ExitStack() as closing:
-        train_env = training_envs(plan.scenario, spec, seeds.train_env)
+        train_env = training_envs(plan.env_scenario, spec, seeds.train_env)
         closing.callback(train_env.close)
-        eval_env, recorder = evaluation_env(plan.scenario, spec)
+        eval_env, recorder = evaluation_env(plan.env_scenario, spec)
         closing.callback(eval_env.close)
         model = algo_class(spec.algo)(
             spec.policy, train_env, seed=seeds.model, verbose=0, device="cpu", **spec.algo_kwargs()
