@@ -8,9 +8,11 @@ and a run left half-logged by a driver that died is deleted before the cell is l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,11 +95,13 @@ class SweepTracker:
         }  # fmt: skip
         run = TrainingRun.start(self.tracking_uri, self.experiment, record["run_name"], tags)
         try:
-            run.log_params({**record["params"], "sweep": cell.sweep, "setting": cell.setting_label})
-            run.replay_progress(folder / PROGRESS_CSV)
-            run.log_files(folder)
-            _, version = run.log_policy(folder, record["obs_dim"], self.registered, None)
-            self.client.set_tag(run.run_id, VERSION_TAG, version)
+            # MLflow's per-artifact progress bars would interleave with the sweep's own
+            with _environ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
+                run.log_params({**record["params"], "sweep": cell.sweep, "setting": cell.setting_label})
+                run.replay_progress(folder / PROGRESS_CSV)
+                run.log_files(folder)
+                _, version = run.log_policy(folder, record["obs_dim"], self.registered, None)
+                self.client.set_tag(run.run_id, VERSION_TAG, version)
         except BaseException:
             run.finish("FAILED")
             raise
@@ -129,3 +133,17 @@ class SweepTracker:
     def abort(self, status: str) -> None:
         """The parent run marked ``FAILED`` or ``KILLED``; a resumed sweep takes it up again."""
         self.client.set_terminated(self.run_id, status)
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name]`` set to ``value`` for a while, then as it was."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
