@@ -205,6 +205,16 @@ RayAddressOption = Annotated[
     typer.Option(help="Ray cluster for --executor ray (auto, ray://host:10001; default: a local Ray instance)."),
 ]
 ResumeOption = Annotated[bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")]
+SelectOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Sweep: how the best setting is chosen: return (highest held-out return) or cost-at-slo (cheapest "
+        "held-out cost reaching --slo-attainment). Default: return, or cost-at-slo when the grid changes the reward.",
+    ),
+]
+SweepSLOOption = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Sweep, --select cost-at-slo: the held-out SLO attainment to reach.")
+]
 
 
 def _echo_comparison(result: Comparison, resume: bool, uri: str) -> None:
@@ -396,6 +406,8 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Sweep: skip the runs already finished in --out (out/cells/); needs --out.")
     ] = False,
+    select: SelectOption = None,
+    slo_attainment: SweepSLOOption = 0.99,
 ) -> None:
     """Train an RL autoscaler (Stable-Baselines3) on a scenario; evaluate it on held-out episodes; register it.
 
@@ -416,7 +428,8 @@ def train(
         _run_sweep(
             agent, scenario[0], seed_list, settings or [],
             timesteps=timesteps, eval_every=eval_every, uri=uri, model_name=model_name, alias=alias, out=out,
-            workers=workers, executor=executor, ray_address=ray_address, resume=resume,
+            workers=workers, executor=executor, ray_address=ray_address, resume=resume, select=select,
+            slo_attainment=slo_attainment,
         )  # fmt: skip
         return
     try:
@@ -436,6 +449,7 @@ def _run_sweep(
     agent: Path, scenario: Path, seeds: list[int], grid: list[str] | list[tuple[str, list]], *,
     timesteps: int | None, eval_every: int | None, uri: str, model_name: str | None, alias: str, out: Path | None,
     workers: int | None, executor: str, ray_address: str | None, resume: bool, name: str | None = None,
+    select: str | None = None, slo_attainment: float = 0.99,
 ) -> None:  # fmt: skip
     """A training sweep (``rlscale.training.sweep``) from ``rlscale train --seeds/--set`` (``grid`` as --set
     strings) or ``rlscale sweep`` (parsed); prints where everything went."""
@@ -454,7 +468,8 @@ def _run_sweep(
         with make_executor(executor, workers=pool, ray_address=ray_address) as runner:
             result = sweep(
                 agent, scenario, seeds, parsed, timesteps=timesteps, eval_every=eval_every, out=out, name=name,
-                tracking_uri=uri, model_name=model_name, alias=alias, executor=runner, resume=resume,
+                tracking_uri=uri, model_name=model_name, alias=alias, executor=runner, resume=resume, select=select,
+                slo_attainment=slo_attainment,
             )  # fmt: skip
     except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
         _fail(exc)
@@ -464,8 +479,8 @@ def _run_sweep(
     typer.echo(f"  wrote  {result.out}/sweep.csv, sweep.md, sweep.png, runs/<setting>__seed<k>/")
     if result.champion is not None:
         typer.echo(
-            f"  best setting {result.best_setting}; models:/{result.registered_model}@{result.alias} is "
-            f"{result.champion.label} (version {result.champion_version})"
+            f"  best setting {result.best_setting} ({result.selection}); models:/{result.registered_model}@"
+            f"{result.alias} is {result.champion.label} (version {result.champion_version})"
         )
     typer.echo(f"  MLflow run {result.mlflow_run_id} at {uri}")
 
@@ -489,6 +504,10 @@ def sweep_command(
     resume: Annotated[
         bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")
     ] = False,
+    select: SelectOption = None,
+    slo_attainment: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="--select cost-at-slo: overrides the file's slo_attainment.")
+    ] = None,
 ) -> None:
     """Train every setting of a sweep file's grid under every seed; compare them (sweep.md, sweep.csv, sweep.png),
     log each run to MLflow under the sweep's run, and put the alias on the best setting's best seed."""
@@ -504,7 +523,8 @@ def sweep_command(
         loaded.agent_path, loaded.scenario_path, list(config.seeds), loaded.grid,
         timesteps=timesteps or config.timesteps, eval_every=config.eval_every, uri=resolve_tracking_uri(tracking_uri),
         model_name=config.model_name, alias=config.alias, out=out, workers=workers, executor=executor,
-        ray_address=ray_address, resume=resume, name=config.name,
+        ray_address=ray_address, resume=resume, name=config.name, select=select or config.select,
+        slo_attainment=config.slo_attainment if slo_attainment is None else slo_attainment,
     )  # fmt: skip
 
 

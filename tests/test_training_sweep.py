@@ -159,7 +159,9 @@ def test_train_cli_runs_a_sweep_and_says_where_the_champion_is(files, tracked, t
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "1 training runs" in result.output
-    assert "best setting gamma=0.9; models:/rlscale-cli-sweep@champion is gamma=0.9__seed3 (version 1)" in result.output
+    assert "best setting gamma=0.9 (return); models:/rlscale-cli-sweep@champion is gamma=0.9__seed3 (version 1)" in (
+        result.output
+    )
     bad = CliRunner().invoke(app, [*args[:5], "--seeds", "1,x"])
     assert bad.exit_code == 2 and "--seeds: expected comma-separated integers" in bad.output
 
@@ -237,3 +239,45 @@ def test_sweep_cli_runs_a_sweep_file(files, tracked, tmp_path):
     assert "tiny-sweep: 1 training runs" in result.output
     assert "models:/rlscale-file-sweep@champion is churn_weight=0.5__seed4 (version 1)" in result.output
     assert (tmp_path / "out" / "runs" / "churn_weight=0.5__seed4" / "model.zip").is_file()
+
+
+def test_the_best_setting_is_chosen_by_return_unless_the_grid_changes_the_reward():
+    from rlscale.training.sweep import selection_for
+
+    assert selection_for(parse_grid(["hyperparams.gamma=[0.9, 0.99]"]), None) == "return"
+    assert selection_for(parse_grid(["scenario.reward.churn_weight=[0, 0.05]"]), None) == "cost-at-slo"
+    assert selection_for(parse_grid(["scenario.randomization.rate_scale=[[1, 1]]"]), None) == "return"
+    with pytest.raises(ValueError, match="held-out returns are not comparable"):
+        selection_for(parse_grid(["scenario.reward.slo_violation_weight=[0.001, 0.01]"]), "return")
+    with pytest.raises(ValueError, match="--select: one of return, cost-at-slo"):
+        selection_for([], "cheapest")
+
+
+def _result(selection: str, rows: list[tuple[float, float, float, float]]):
+    """A finished sweep of settings a, b, c × seeds 0, 1 from (setting index, return, cost $, attainment) rows."""
+    from rlscale.training.sweep import SweepResult, TrainCell
+
+    cells, records = [], []
+    for i, (setting, reward, cost, attainment) in enumerate(rows):
+        cells.append(TrainCell("s", "agent.yaml", "scenario.yaml", i % 2, (("x", "abc"[int(setting)]),)))
+        records.append({"eval_mean_reward": reward, "eval_kpis": {"cost/usd": cost, "slo/attainment": attainment}})
+    return SweepResult("s", Path("out"), cells, records, 0.0, "local", selection=selection, slo_attainment=0.99)
+
+
+def test_cost_at_slo_picks_the_cheapest_setting_that_meets_the_slo_and_else_the_best_attainment():
+    from rlscale.training.sweep import _choose_champion
+
+    rows = [  # setting, return, cost, attainment (two seeds each)
+        (0, -10.0, 10.0, 0.90), (0, -12.0, 12.0, 0.92),   # a: cheapest, best return, misses the SLO
+        (1, -60.0, 30.0, 1.00), (1, -50.0, 26.0, 0.99),   # b: mean $28, 99.5%: feasible
+        (2, -40.0, 40.0, 1.00), (2, -44.0, 44.0, 1.00),   # c: feasible but dearer
+    ]  # fmt: skip
+    by_return = _result("return", rows)
+    _choose_champion(by_return)
+    assert by_return.best_setting == "x=a" and by_return.champion.seed == 0
+    at_slo = _result("cost-at-slo", rows)
+    _choose_champion(at_slo)
+    assert at_slo.best_setting == "x=b" and at_slo.champion.seed == 1  # seed 1: $26 at 99%, the cheaper feasible
+    nothing_meets = _result("cost-at-slo", [(r[0], r[1], r[2], r[3] - 0.2) for r in rows])
+    _choose_champion(nothing_meets)
+    assert nothing_meets.best_setting == "x=c"  # the highest mean attainment (80% against b's 79.5%)

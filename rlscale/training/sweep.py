@@ -11,8 +11,9 @@ rather than a Ray Tune trial: Tune's schedulers earn their keep by stopping tria
 result depend on the cluster's timing, and its trial folders and logging would duplicate ``rlscale train``'s.
 
 The sweep's best setting is the one with the highest mean held-out return over seeds (the reward the agents are
-trained on); the registry alias goes to that setting's best seed. ``sweep.csv``, ``sweep.md`` and ``sweep.png``
-say how every cell did.
+trained on) — unless the grid changes the reward itself, when returns are on different scales and the rule is the
+cheapest held-out cost at the target SLO attainment (``--select``); the registry alias goes to that setting's best
+seed. ``sweep.csv``, ``sweep.md`` and ``sweep.png`` say how every cell did.
 """
 
 from __future__ import annotations
@@ -191,6 +192,8 @@ class SweepResult:
     wall_s: float
     executor: str
     skipped: int = 0
+    selection: str = "return"  # how the best setting is chosen: see _choose_champion
+    slo_attainment: float = 0.99
     best_setting: str | None = None
     champion: TrainCell | None = None
     registered_model: str | None = None
@@ -243,6 +246,8 @@ def sweep(
     executor: LocalExecutor | RayExecutor | None = None,
     resume: bool = False,
     progress: bool = True,
+    select: str | None = None,
+    slo_attainment: float = 0.99,
 ) -> SweepResult:
     """Train every (setting, seed) cell on ``executor`` (default: here, one at a time), write the sweep's files
     in ``out`` and, with ``tracking_uri``, log every cell and the sweep to MLflow; see the module docstring."""
@@ -256,6 +261,7 @@ def sweep(
     if alias.lower() == "latest":
         raise ValueError("alias: 'latest' is reserved by MLflow (models:/<name>/latest is the newest version)")
     grid = grid or []
+    selection = selection_for(grid, select)
     scenario_name = resolve_scenario(scenario).name
     agent_name = load_agent_config(agent, scenario_name).name
     name = name or f"{scenario_name}__{agent_name}"
@@ -265,14 +271,16 @@ def sweep(
     store = CellStore(out / "cells")
     skipped = store.count(cells) if resume else 0
     executor = executor or LocalExecutor(1)
-    result = SweepResult(name, out, cells, [], 0.0, executor.name, skipped)
+    result = SweepResult(name, out, cells, [], 0.0, executor.name, skipped, selection, slo_attainment)
     result.registered_model = model_name or f"rlscale-{agent_name}-{scenario_name}"
     tracker = None
     if tracking_uri is not None:
         from rlscale.training.sweep_tracking import SweepTracker
 
         tracker = SweepTracker.open(tracking_uri, f"train-{scenario_name}", out, resume, result.registered_model)
-        tracker.log_sweep_params(name, agent, scenario, seeds, grid, executor.name, len(cells))
+        tracker.log_sweep_params(name, agent, scenario, seeds, grid, executor.name, len(cells), {
+            "select": selection, "slo_attainment": slo_attainment,
+        })  # fmt: skip
 
     def collect(i: int, record: dict[str, Any]) -> dict[str, Any]:
         cell = cells[i]
@@ -306,17 +314,61 @@ def sweep(
     return result
 
 
+SELECTIONS = ("return", "cost-at-slo")
+COST, ATTAINMENT = "cost/usd", "slo/attainment"  # held-out KPIs as the evaluation logs them
+
+
+def selection_for(grid: Grid, select: str | None) -> str:
+    """How the best setting is chosen: by held-out return, unless the grid changes the reward, when returns are on
+    different scales and only the KPIs compare (``cost-at-slo``); asking for ``return`` then is an error."""
+    changes_reward = any(path.startswith(f"{SCENARIO_PREFIX}reward") for path, _ in grid)
+    if select is None:
+        return "cost-at-slo" if changes_reward else "return"
+    if select not in SELECTIONS:
+        raise ValueError(f"--select: one of {', '.join(SELECTIONS)}, got {select!r}")
+    if select == "return" and changes_reward:
+        raise ValueError(
+            "--select return: the grid changes the reward, so held-out returns are not comparable between "
+            "settings; use --select cost-at-slo"
+        )
+    return select
+
+
 def _choose_champion(result: SweepResult) -> None:
-    """The setting with the highest mean held-out return, and its best seed."""
+    """The best setting by ``result.selection`` over the seeds' means, and within it the best seed by the same rule:
+
+    * ``return``: the highest held-out return;
+    * ``cost-at-slo``: the cheapest held-out cost among those whose held-out SLO attainment reaches
+      ``result.slo_attainment``; if none does, the highest attainment.
+    """
     by_setting: dict[str, list[tuple[TrainCell, dict[str, Any]]]] = {}
     for cell, record in zip(result.cells, result.records, strict=True):
         by_setting.setdefault(cell.setting_label, []).append((cell, record))
-    means = {s: mean_ci(r["eval_mean_reward"] for _, r in group).mean for s, group in by_setting.items()}
-    finite = {s: m for s, m in means.items() if math.isfinite(m)}
+
+    def score(records: Sequence[dict[str, Any]]) -> tuple[float, ...]:  # higher is better
+        if result.selection == "return":
+            return (mean_ci(r["eval_mean_reward"] for r in records).mean,)
+        cost = mean_ci(_num(r["eval_kpis"].get(COST)) for r in records).mean
+        attainment = mean_ci(_num(r["eval_kpis"].get(ATTAINMENT)) for r in records).mean
+        feasible = attainment >= result.slo_attainment
+        return (1.0, -cost) if feasible else (0.0, attainment)
+
+    scores = {s: score([r for _, r in group]) for s, group in by_setting.items()}
+    finite = {s: v for s, v in scores.items() if all(math.isfinite(x) for x in v)}
     if not finite:
         return
     result.best_setting = max(finite, key=finite.__getitem__)
-    result.champion = max(by_setting[result.best_setting], key=lambda pair: pair[1]["eval_mean_reward"])[0]
+    best = by_setting[result.best_setting]
+    result.champion = max(best, key=lambda pair: tuple(-math.inf if math.isnan(x) else x for x in score([pair[1]])))[0]
+
+
+def selection_text(result: SweepResult) -> str:
+    if result.selection == "return":
+        return "the highest mean held-out return over seeds"
+    return (
+        f"the cheapest mean held-out cost among settings whose mean held-out SLO attainment reaches "
+        f"{result.slo_attainment:.0%} (else the highest attainment)"
+    )
 
 
 SUMMARY_KPIS = (("cost/usd", "cost $"), ("slo/attainment", "SLO attainment"), ("fleet/scale_events", "scale events"))
@@ -389,7 +441,7 @@ def summary_markdown(result: SweepResult, table: list[dict[str, Any]]) -> str:
         mark = " **(best)**" if setting == result.best_setting else ""
         lines.append(f"| {setting}{mark} | " + " | ".join(cells) + " |")
     if result.champion is not None:
-        lines += ["", f"Champion: {result.champion.label} (the best setting's best seed)."]
+        lines += ["", f"Best setting: {selection_text(result)}. Champion: {result.champion.label}, its best seed."]
     return "\n".join(lines) + "\n"
 
 

@@ -39,6 +39,11 @@ class SweepConfig(StrictModel):
     eval_every: int | None = Field(None, ge=0, description="Env steps between held-out evaluations.")
     model_name: str | None = Field(None, description="Registered model (default: rlscale-<agent>-<scenario>).")
     alias: str = Field("champion", description="Registry alias set on the best setting's best seed.")
+    select: Literal["return", "cost-at-slo"] | None = Field(
+        None, description="How the best setting is chosen (default: return, or cost-at-slo when the grid changes "
+        "the reward)."
+    )  # fmt: skip
+    slo_attainment: float = Field(0.99, ge=0, le=1, description="cost-at-slo: the held-out attainment to reach.")
 
     @field_validator("seeds")
     @classmethod

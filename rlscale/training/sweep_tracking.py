@@ -64,8 +64,9 @@ class SweepTracker:
         return cls(client, tracking_uri, experiment, experiment_id, run_id, registered, commit, new=True)
 
     def log_sweep_params(
-        self, name: str, agent: Any, scenario: Any, seeds: Sequence[int], grid: Grid, executor: str, cells: int
-    ) -> None:
+        self, name: str, agent: Any, scenario: Any, seeds: Sequence[int], grid: Grid, executor: str, cells: int,
+        extra: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         if not self.new:
             return
         params = {
@@ -73,6 +74,7 @@ class SweepTracker:
             "seeds": ",".join(map(str, seeds)), "cells": cells, "executor": executor,
             "git_commit": self.git_commit or "unknown", "registered_model": self.registered,
             **{f"grid.{path}": json.dumps(values) for path, values in grid},
+            **(extra or {}),
         }  # fmt: skip
         self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
 
