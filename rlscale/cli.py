@@ -205,6 +205,10 @@ RayAddressOption = Annotated[
     typer.Option(help="Ray cluster for --executor ray (auto, ray://host:10001; default: a local Ray instance)."),
 ]
 ResumeOption = Annotated[bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")]
+TrackingURIOption = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
+]
 SelectOption = Annotated[
     str | None,
     typer.Option(
@@ -233,10 +237,7 @@ def compare(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Parallel processes (default: the experiment's, else CPU count).")
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
-    ] = None,
+    tracking_uri: TrackingURIOption = None,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     resume: ResumeOption = False,
@@ -288,10 +289,7 @@ def tune(
     resume: Annotated[
         bool, typer.Option(help="Reuse the runs already finished in --out (out/cells/); needs --out.")
     ] = False,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
-    ] = None,
+    tracking_uri: TrackingURIOption = None,
 ) -> None:
     """Find the cheapest HPA target (and behaviour) that meets the SLOs, the guide's way, with Optuna.
 
@@ -370,10 +368,7 @@ def train(
     eval_every: Annotated[
         int | None, typer.Option(min=0, help="Env steps between held-out evaluations (0: only at the end).")
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
-    ] = None,
+    tracking_uri: TrackingURIOption = None,
     model_name: Annotated[
         str | None, typer.Option(help="Registered model name (default: rlscale-<agent>-<scenario>).")
     ] = None,
@@ -495,15 +490,10 @@ def sweep_command(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Training runs at once on --executor local (default: CPUs / n_envs).")
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)."),
-    ] = None,
+    tracking_uri: TrackingURIOption = None,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
-    resume: Annotated[
-        bool, typer.Option(help="Skip the runs already finished in --out (out/cells/); needs --out.")
-    ] = False,
+    resume: ResumeOption = False,
     select: SelectOption = None,
     slo_attainment: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="--select cost-at-slo: overrides the file's slo_attainment.")
