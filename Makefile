@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,ray]'  # ray: the optional executor, tested in CI
 	touch $(STAMP)
 
-.PHONY: setup run test lint bench calibrate train train-wide learned-vs-tuned
+.PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned
 setup: $(STAMP)
 
 run: $(STAMP)
@@ -39,6 +39,10 @@ train: $(STAMP)
 # The same agent on a wider training mix (rates x 0.5-2.5): the ablation of experiments/README.md.
 train-wide: $(STAMP)
 	$(BIN)/rlscale train --agent agents/ppo.yaml --scenario envs/train-wide.yaml --seed 0 --model-name rlscale-ppo-train-wide
+
+# The same agent on a mix: the training bursts plus slow traffic with quiet phases (envs/train-smooth.yaml).
+train-smooth: $(STAMP)
+	$(BIN)/rlscale train --agent agents/ppo.yaml --scenario envs/train-mix.yaml --scenario envs/train-smooth.yaml --seed 0
 
 # The headline comparison (experiments/README.md): both learned policies (make train, make train-wide) against the
 # tuned HPAs, saturation, static and the oracle on held-out scenarios and seeds.
