@@ -358,6 +358,7 @@ def train(
         typer.Option(
             "--scenario",
             "-s",
+            metavar="PATH",
             help="Scenario YAML to train on (envs/*.yaml); repeat it to train on a mix (each episode draws one).",
         ),
     ],
