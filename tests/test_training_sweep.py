@@ -111,7 +111,8 @@ def test_every_cell_is_tracked_under_the_sweep_and_the_alias_goes_to_the_best(fi
     assert [(m.step, m.value) for m in history] == [(STEPS, pytest.approx(rewards[tracked.champion.label]))]
     assert champion_run.data.params["setting"] == tracked.best_setting
     assert {"sweep.csv", "sweep.md", "sweep.png"} <= {p.name for p in tracked.out.iterdir()}
-    assert "**(best)**" in (tracked.out / "sweep.md").read_text()
+    report = (tracked.out / "sweep.md").read_text()
+    assert "**(best)**" in report and "Only 2 seed(s): too few" in report
     assert (tracked.out / "runs" / tracked.champion.label / "model.zip").is_file()
 
 

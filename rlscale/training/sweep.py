@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from rlscale.experiments.cells import CellStore, run_cells
+from rlscale.experiments.config import MIN_SEEDS_FOR_CI
 from rlscale.experiments.executors import LocalExecutor, RayExecutor
 from rlscale.experiments.runner import RunFailed
 from rlscale.experiments.stats import mean_ci
@@ -429,6 +430,15 @@ def summary_markdown(result: SweepResult, table: list[dict[str, Any]]) -> str:
         f"{len(table)} training runs ({len({r['setting'] for r in table})} settings × seeds {seeds}) on "
         f"{result.executor} in {result.wall_s:.0f} s; held-out evaluation at the end of each run, mean ± 95% CI "
         "over seeds.",
+        *(
+            [
+                "",
+                f"**Only {len(seeds)} seed(s): too few for the intervals to mean much (use ≥{MIN_SEEDS_FOR_CI}); "
+                "read the per-run rows in sweep.csv.**",
+            ]
+            if len(seeds) < MIN_SEEDS_FOR_CI
+            else []
+        ),
         "",
         "| setting | held-out return | " + " | ".join(label for _, label in SUMMARY_KPIS) + " |",
         "|---|---|" + "---|" * len(SUMMARY_KPIS),
