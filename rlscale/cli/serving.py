@@ -1,0 +1,181 @@
+"""Commands on one pod and one run: ``perf`` (a step's time), ``calibrate``, ``catalog`` and ``simulate``."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rlscale.cli.app import app
+from rlscale.cli.app import fail as _fail
+from rlscale.specs.catalog import SpecError, hardware_catalog, load_hardware, load_model, model_catalog
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Catalog model (llama2-7b, ...) or a config.json/YAML path.")
+]
+HardwareOpt = Annotated[
+    str, typer.Option("--hardware", "-H", help="Catalog host (v5e-8, h100, ...) or a YAML/JSON path.")
+]
+
+
+class Phase(StrEnum):
+    decode = "decode"
+    prefill = "prefill"
+
+
+@app.command()
+def perf(
+    model: ModelOpt = "llama2-7b",
+    hardware: HardwareOpt = "v5e-8",
+    phase: Annotated[Phase, typer.Option(help="decode: one step of a batch; prefill: one prompt.")] = Phase.decode,
+    batch: Annotated[int, typer.Option(min=1, help="Decode: sequences in the batch (active slots).")] = 1,
+    ctx: Annotated[int, typer.Option(min=0, help="Decode: KV tokens each sequence attends over.")] = 1024,
+    prompt: Annotated[int, typer.Option(min=1, help="Prefill: prompt tokens (padded to JetStream's bucket).")] = 1024,
+    pad: Annotated[bool, typer.Option(help="Pad the prompt to its power-of-two prefill bucket.")] = True,
+) -> None:
+    """Predict one step's time; prints a JSON object whose `ms` is the prediction."""
+    from rlscale.serving.buckets import padded_length
+    from rlscale.serving.step_time import RooflineStepModel
+
+    try:
+        m, hw = load_model(model), load_hardware(hardware)
+    except SpecError as exc:
+        _fail(exc)
+    sm = RooflineStepModel(m, hw)
+    out: dict[str, object] = {"model": m.name, "hardware": hw.name, "phase": phase.value}
+    if phase is Phase.decode:
+        ms = sm.decode_ms(batch, batch * ctx)
+        out |= {
+            "batch": batch,
+            "ctx": ctx,
+            "ms": round(ms, 4),
+            "tokens_per_s": round(batch / ms * 1e3, 1),
+            "bound": sm.decode_bound(batch, batch * ctx),
+        }
+    else:
+        tokens = padded_length(prompt) if pad else prompt
+        ms = sm.prefill_ms(tokens)
+        out |= {
+            "prompt": prompt,
+            "padded_prompt": tokens,
+            "ms": round(ms, 4),
+            "tokens_per_s": round(prompt / ms * 1e3, 1),
+        }
+    typer.echo(json.dumps(out))
+
+
+@app.command()
+def calibrate(
+    write: Annotated[bool, typer.Option(help="Write the fitted values to the catalog (fitted.yaml).")] = False,
+    report: Annotated[Path | None, typer.Option(help="Also save the report (Markdown) here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Save a predicted-vs-measured plot (PNG) here.")] = None,
+) -> None:
+    """Fit the step-time model to the measured GPU profile and published TPU figures; report every point."""
+    from importlib import resources
+
+    from rlscale.serving import calibration as cal
+
+    results = [cal.fit_set(name) for name in cal.calibration_sets()]
+    lines = ["# Step-time calibration", ""]
+    for r in results:
+        lines += [*cal.report_lines(r), ""]
+    v5e = next(r for r in results if r.name == "tpu-v5e")
+    lines += [
+        "## check (not fitted): jetstream-pytorch ShareGPT throughput on v5e-8",
+        "model        batch  published_tok_s  predicted_tok_s  error",
+    ]
+    for c in cal.throughput_checks(cal.hardware_with(v5e.hardware, v5e.params)):
+        lines.append(
+            f"{c.model:<12} {c.batch:>5}  {c.published_tokens_per_s:>15.0f}  "
+            f"{c.predicted_tokens_per_s:>15.0f}  {c.error:+6.1%}"
+        )
+    text = "\n".join(lines)
+    typer.echo(text)
+    if report:
+        report.write_text(text + "\n")
+    if plot:
+        from rlscale.plots import calibration_plot
+
+        calibration_plot(results, plot)
+        typer.echo(f"plot: {plot}")
+    if write:
+        target = resources.files("rlscale.specs").joinpath("catalog", "fitted.yaml")
+        Path(str(target)).write_text(cal.fitted_yaml(results))
+        typer.echo(f"wrote {target}")
+
+
+@app.command()
+def catalog() -> None:
+    """List the models and hardware hosts known by name."""
+    for name in model_catalog():
+        m = load_model(name)
+        typer.echo(f"model     {name:<12} {m.total_params / 1e9:5.2f} B params, KV {m.kv_bytes_per_token} B/token")
+    for name in hardware_catalog()["hosts"]:
+        hw = load_hardware(name)
+        typer.echo(
+            f"hardware  {name:<12} {hw.chips_per_host} x {hw.accelerator}, HBM {hw.total_hbm_bytes / 1e9:.0f} GB, "
+            f"{hw.total_hbm_bytes_per_s / 1e12:.2f} TB/s, {hw.total_flops_per_s / 1e12:.0f} TFLOP/s"
+        )
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML (see envs/).")] = Path(
+        "envs/single-pod.yaml"
+    ),
+    trace: Annotated[
+        str | None, typer.Option(help="Replay this trace (Azure CSV / Mooncake JSONL, or azure-conv).")
+    ] = None,
+    replicas: Annotated[int | None, typer.Option(min=0, help="Fixed replica count (replaces the schedule).")] = None,
+    agent: Annotated[
+        Path | None, typer.Option(help="Autoscale with this agent (agents/*.yaml, e.g. an HPA manifest).")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(help="Override a Poisson scenario's arrival rate, requests/s.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Simulated time, s.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same run).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Override the pod's model.")] = None,
+    hardware: Annotated[str | None, typer.Option("--hardware", "-H", help="Override the pod's host.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/<scenario>__seed<k>__<time>).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the KPI summary as JSON on stdout.")] = False,
+) -> None:
+    """Simulate a JetStream fleet under a scenario; write summary.json, timeline.csv and timeline.png."""
+    from rlscale.policies.loader import load_agent
+    from rlscale.reports import write_run
+    from rlscale.scenario import apply_overrides, load_scenario
+    from rlscale.serving.hbm import PodStartupError
+    from rlscale.simulation import run_scenario
+    from rlscale.workload.traces import TraceError
+
+    try:
+        sc = apply_overrides(
+            load_scenario(scenario), model=model, hardware=hardware, rate_per_s=rate, replicas=replicas,
+            trace=trace, duration_s=duration, seed=seed,
+        )  # fmt: skip
+        autoscaler = load_agent(agent, sc) if agent else None
+        result = run_scenario(sc, progress=not json_out, autoscaler=autoscaler)
+    except (SpecError, PodStartupError, TraceError, ValueError, OSError) as exc:
+        _fail(exc)
+    folder = write_run(sc, result, out, agent=str(agent) if agent else None)
+    summary = json.dumps(result.kpis.as_dict() | {"wall_s": round(result.wall_s, 3), "out": str(folder)})
+    if json_out:
+        typer.echo(summary)
+        return
+    k = result.kpis
+    typer.echo(
+        f"{sc.name}: {sc.pod.model} on {sc.pod.hardware}, {sc.duration_s:g} s simulated in {result.wall_s:.1f} s"
+    )
+    typer.echo(f"  requests   {k.arrived} arrived, {k.completed} completed, {k.failed} failed {k.failures or ''}")
+    typer.echo(f"  throughput {k.throughput_req_per_s:.2f} req/s, {k.output_tokens_per_s:.0f} output tokens/s")
+    for label, p in (("TTFT", k.ttft_s), ("TPOT", k.tpot_s), ("latency", k.latency_s)):
+        typer.echo(f"  {label:<10} p50 {p['p50']:.3f} s   p95 {p['p95']:.3f} s   p99 {p['p99']:.3f} s")
+    typer.echo(
+        f"  SLO        {k.slo_attainment:.1%} of requests within TTFT {sc.slo.ttft_p99_s:g} s and TPOT "
+        f"{sc.slo.tpot_p99_s:g} s; p99 targets {'met' if k.slo_p99_met else 'missed'}"
+    )
+    typer.echo(
+        f"  fleet      {k.scale_events} scale events, {k.ooms} OOMs, {k.chip_hours:.2f} chip-hours, ${k.cost_usd:,.2f}"
+    )
+    typer.echo(f"  wrote      {folder}/summary.json, timeline.csv, timeline.png")
