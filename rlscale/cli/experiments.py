@@ -3,6 +3,7 @@ on the command line) and ``tune`` (an HPA's settings), each on a local pool or R
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +23,7 @@ from rlscale.specs.catalog import SpecError
 
 if TYPE_CHECKING:  # the comparison pulls in matplotlib and MLflow: imported only by the commands that run one
     from rlscale.experiments.compare import Comparison
+    from rlscale.experiments.config import Experiment
 
 
 def _echo_comparison(result: Comparison, resume: bool, uri: str) -> None:
@@ -46,15 +48,25 @@ def compare(
     resume: ResumeOption = False,
 ) -> None:
     """Run every agent on every scenario under every seed; write results.csv, report.md and plots; log to MLflow."""
+    from rlscale.tracking.mlflow_tracker import resolve_tracking_uri
+
+    _run_comparison(lambda: experiment, out, workers, resolve_tracking_uri(tracking_uri), executor, ray_address, resume)
+
+
+def _run_comparison(
+    experiment: Callable[[], Experiment | Path], out: Path | None, workers: int | None, uri: str, executor: str,
+    ray_address: str | None, resume: bool,
+) -> None:  # fmt: skip
+    """The comparison pipeline behind ``compare`` and ``evaluate``: build the experiment (``experiment()``, so its
+    errors are reported like the run's), run it, say what it wrote."""
     from rlscale.experiments.compare import compare as run_comparison
     from rlscale.experiments.executors import ExecutorError
     from rlscale.experiments.runner import RunFailed
-    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+    from rlscale.tracking.mlflow_tracker import TrackingError
 
-    uri = resolve_tracking_uri(tracking_uri)
     try:
         result = run_comparison(
-            experiment, out, workers=workers, tracking_uri=uri, executor=executor, ray_address=ray_address,
+            experiment(), out, workers=workers, tracking_uri=uri, executor=executor, ray_address=ray_address,
             resume=resume,
         )  # fmt: skip
     except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
@@ -176,23 +188,16 @@ def evaluate(
     """Compare agents on scenarios over seeds without an experiment file: the compare pipeline (report, CIs, Pareto)."""
     import os
 
-    from rlscale.experiments.compare import compare as run_comparison
     from rlscale.experiments.config import experiment_from_lists
-    from rlscale.experiments.executors import ExecutorError
-    from rlscale.experiments.runner import RunFailed
-    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+    from rlscale.tracking.mlflow_tracker import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # inherited by the run processes, where learned agents load
-    try:
-        experiment = experiment_from_lists(
+
+    def build() -> Experiment:
+        return experiment_from_lists(
             _split(scenarios), _split(agents), _int_list(seeds, "--seeds"), name=name, duration_s=duration,
             workers=workers, source="rlscale evaluate",
         )  # fmt: skip
-        result = run_comparison(
-            experiment, out, workers=workers, tracking_uri=uri, executor=executor, ray_address=ray_address,
-            resume=resume,
-        )  # fmt: skip
-    except (SpecError, RunFailed, TrackingError, ExecutorError, ValueError, OSError) as exc:
-        _fail(exc)
-    _echo_comparison(result, resume, uri)
+
+    _run_comparison(build, out, workers, uri, executor, ray_address, resume)
