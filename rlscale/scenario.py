@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from rlscale.cluster.config import FleetConfig
-from rlscale.config import StrictModel
+from rlscale.config import StrictModel, merge, nested
 from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.serving.config import PodConfig
-from rlscale.specs.catalog import SpecError, read_document, validate
+from rlscale.specs.catalog import read_document, validate
 
 
 # ---- arrivals -------------------------------------------------------------------
@@ -218,15 +218,5 @@ def with_fields(scenario: ScenarioConfig, fields: Mapping[str, Any], where: str 
     an error names the field."""
     data = scenario.model_dump(mode="json")
     for path, value in fields.items():
-        *parents, leaf = path.split(".")
-        node = data
-        for key in parents:
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                raise SpecError(f"{where}.{path}: {key} is not a section of the scenario")
-            node = child
-        node[leaf] = value
-    fields_text = ", ".join(f"{where}.{p}" for p in fields)
-    return validate(ScenarioConfig, data, fields_text or where)
+        data = merge(data, nested(path, value))
+    return validate(ScenarioConfig, data, ", ".join(f"{where}.{p}" for p in fields) or where)

@@ -199,7 +199,7 @@ def test_shipped_sweep_files_are_valid_in_every_setting(path):
 
     loaded = load_sweep(path)
     assert loaded.config.name == path.stem
-    cells = plan_cells(loaded.agent_path, loaded.scenario_path, loaded.config.seeds, loaded.grid,
+    cells, _ = plan_cells(loaded.agent_path, loaded.scenario_path, loaded.config.seeds, loaded.grid,
                        loaded.config.timesteps, loaded.config.eval_every, loaded.config.name)  # fmt: skip
     assert len(cells) == len(loaded.config.seeds) * math.prod(len(v) for _, v in loaded.grid)
 

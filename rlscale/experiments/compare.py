@@ -100,8 +100,8 @@ def compare(
     out = out or default_out(experiment)
     cells = CellStore(out / "cells")
     skipped = cells.count(cell_keys(experiment)) if resume else 0
-    owned = isinstance(executor, str)
-    if isinstance(executor, str):
+    owned = isinstance(executor, str)  # made here, so closed here
+    if owned:
         executor = make_executor(executor, workers=workers, ray_address=ray_address)
     start = time.perf_counter()
     try:

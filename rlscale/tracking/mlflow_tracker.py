@@ -147,6 +147,13 @@ def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
         return found.experiment_id
 
 
+def run_tags(git_commit: str, out: Path) -> dict[str, str]:
+    """The tags every rlscale run carries: the source commit (MLflow's own tag) and the folder its files are in."""
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
+
+    return {MLFLOW_GIT_COMMIT: git_commit.removesuffix("-dirty"), "rlscale.out": str(Path(out).resolve())}
+
+
 def _log(client: MlflowClient, run_id: str, params: dict[str, Any], metrics: dict[str, float]) -> None:
     from mlflow.entities import Metric, Param
 
@@ -172,7 +179,7 @@ def track_comparison(comparison: Comparison, tracking_uri: str) -> str:
 def _track(comparison: Comparison, tracking_uri: str) -> str:
     from mlflow.entities import RunStatus
     from mlflow.tracking import MlflowClient
-    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
     experiment = comparison.experiment
     config = experiment.config
@@ -181,10 +188,7 @@ def _track(comparison: Comparison, tracking_uri: str) -> str:
     parent = client.create_run(
         experiment_id,
         run_name=comparison.out.name,
-        tags={
-            MLFLOW_GIT_COMMIT: comparison.git_commit.removesuffix("-dirty"),
-            "rlscale.out": str(comparison.out.resolve()),
-        },
+        tags=run_tags(comparison.git_commit, comparison.out),
     )
     parent_id = parent.info.run_id
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rlscale.tracking.logged import logged_run, record_run
-from rlscale.tracking.mlflow_tracker import TrackingError, _experiment_id, check_tracking
+from rlscale.tracking.mlflow_tracker import TrackingError, _experiment_id, check_tracking, run_tags
 from rlscale.tuning import TuneResult
 
 
@@ -34,7 +34,6 @@ def track_tuning(
     from mlflow.entities import Metric, Param, RunStatus
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
     from rlscale.experiments.compare import source_commit
 
@@ -46,8 +45,7 @@ def track_tuning(
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         experiment_id = _experiment_id(client, f"tune-{scenario}", tracking_uri)
-        tags = {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), "rlscale.out": str(out.resolve())}
-        run_id = client.create_run(experiment_id, run_name=out.name, tags=tags).info.run_id
+        run_id = client.create_run(experiment_id, run_name=out.name, tags=run_tags(commit, out)).info.run_id
         now = int(time.time() * 1000)
         everything = {**params, "git_commit": commit or "unknown", "feasible_trials": _feasible(result)}
         if result.best is not None:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from rlscale.config import StrictModel
+from rlscale.config import StrictModel, merge, nested
 from rlscale.envs.actions import ActionMap
 from rlscale.specs.catalog import SpecError, read_document, validate
 
@@ -193,15 +193,6 @@ class AgentConfig:
     document: dict[str, Any] = field(default_factory=dict)  # the file as read, logged with the run
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``update`` over ``base``, mappings merged key by key."""
-    merged = dict(base)
-    for key, value in update.items():
-        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = _merge(merged[key], value) if nested else value
-    return merged
-
-
 def resolve_file(ref: str, base: Path, where: str) -> Path:
     """A file an agent file names: as ``rlscale.experiments.config.resolve`` finds it (the YAML's folder, its
     project root, the working directory), else under rlscale's own root, where the environment looks."""
@@ -214,15 +205,6 @@ def resolve_file(ref: str, base: Path, where: str) -> Path:
         if (ROOT / ref).is_file():
             return (ROOT / ref).resolve()
         raise
-
-
-def nested(path: str, value: Any) -> dict[str, Any]:
-    """``hyperparams.learning_rate``, 1e-4 -> ``{"hyperparams": {"learning_rate": 1e-4}}``."""
-    *parents, leaf = path.split(".")
-    doc: dict[str, Any] = {leaf: value}
-    for key in reversed(parents):
-        doc = {key: doc}
-    return doc
 
 
 def load_agent_config(
@@ -240,11 +222,11 @@ def load_agent_config(
     agent = validate(SB3AgentFile, document, str(path))
     spec, applied = agent.spec, [f"defaults < {path}: spec"]
     if scenario is not None and scenario in agent.per_scenario:
-        merged = _merge(spec.model_dump(exclude_unset=True), agent.per_scenario[scenario])
+        merged = merge(spec.model_dump(exclude_unset=True), agent.per_scenario[scenario])
         spec = validate(SB3Spec, merged, f"{path}: per_scenario.{scenario}")
         applied.append(f"{path}: per_scenario.{scenario} {agent.per_scenario[scenario]}")
     for key, value in (overrides or {}).items():
-        spec = validate(SB3Spec, _merge(spec.model_dump(exclude_unset=True), nested(key, value)), f"--set {key}")
+        spec = validate(SB3Spec, merge(spec.model_dump(exclude_unset=True), nested(key, value)), f"--set {key}")
         applied.append(f"sweep: {key}={value!r}")
     if total_timesteps is not None:
         spec = validate(SB3Spec, spec.model_dump() | {"total_timesteps": total_timesteps}, "--timesteps")

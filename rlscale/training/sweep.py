@@ -18,6 +18,7 @@ seed. ``sweep.csv``, ``sweep.md`` and ``sweep.png`` say how every cell did.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -161,25 +162,9 @@ def train_cell(cell: TrainCell, command: str = "") -> dict[str, Any]:
         "eval_kpis": dict(final.kpis) if final else {},
         "baseline_kpis": dict(result.baseline_kpis or {}),
         "params": {k: str(v) for k, v in result.params.items()},
-        "obs_dim": _obs_dim(result),
+        "obs_dim": result.obs_dim,
         "files": files,
     }
-
-
-def _obs_dim(result: Any) -> int:
-    from rlscale.policies.observation import ObservationBuilder
-
-    return len(ObservationBuilder(result.agent.spec.env_kwargs.time_period_s).names)
-
-
-@dataclass(frozen=True)
-class _CellCall:
-    """``train_cell`` with the driver's command line, as one picklable callable for the executors."""
-
-    command: str
-
-    def __call__(self, cell: TrainCell) -> dict[str, Any]:
-        return train_cell(cell, self.command)
 
 
 @dataclass
@@ -213,22 +198,26 @@ def plan_cells(
     timesteps: int | None,
     eval_every: int | None,
     name: str,
-) -> list[TrainCell]:
-    """The sweep's cells, setting by setting then seed by seed; every setting is checked (the agent file with the
-    overrides applied) before anything runs, so a typo fails in a second, not after an hour."""
+) -> tuple[list[TrainCell], int]:
+    """The sweep's cells, setting by setting then seed by seed, and the CPUs a cell needs (the largest ``n_envs``
+    of any setting). Every setting is checked (the agent file with the overrides applied) before anything runs, so
+    a typo fails in a second, not after an hour."""
     from rlscale.training.train import plan_run
 
     if not seeds:
         raise ValueError("--seeds: give at least one")
-    cells = []
+    cells, cpus = [], 1
     for setting in settings_of(grid):
         setting_cells = [
             TrainCell(name, str(agent), str(scenario), seed, setting, timesteps, eval_every) for seed in seeds
         ]
         agent_fields, built = split_setting(setting_cells[0])
-        plan_run(agent, built, timesteps, seeds[0], Path(tempfile.gettempdir()), eval_every, overrides=agent_fields)
+        plan = plan_run(
+            agent, built, timesteps, seeds[0], Path(tempfile.gettempdir()), eval_every, overrides=agent_fields
+        )
+        cpus = max(cpus, plan.spec.n_envs)
         cells += setting_cells
-    return cells
+    return cells, cpus
 
 
 def sweep(
@@ -255,7 +244,6 @@ def sweep(
     from tqdm import tqdm
 
     from rlscale.envs.jetstream import resolve_scenario
-    from rlscale.training.config import load_agent_config
 
     if resume and out is None:
         raise ValueError("--resume needs --out: the folder of the sweep to resume")
@@ -264,11 +252,10 @@ def sweep(
     grid = grid or []
     selection = selection_for(grid, select)
     scenario_name = resolve_scenario(scenario).name
-    agent_name = load_agent_config(agent, scenario_name).name
+    agent_name = Path(agent).stem  # as agent files name runs and models
     name = name or f"{scenario_name}__{agent_name}"
     out = Path(out) if out is not None else Path("runs") / "sweeps" / f"{name}__{time.strftime('%Y%m%d-%H%M%S')}"
-    cells = plan_cells(agent, scenario, seeds, grid, timesteps, eval_every, name)
-    cpus = max(load_agent_config(agent, scenario_name, overrides=split_setting(c)[0]).spec.n_envs for c in cells)
+    cells, cpus = plan_cells(agent, scenario, seeds, grid, timesteps, eval_every, name)
     store = CellStore(out / "cells")
     skipped = store.count(cells) if resume else 0
     executor = executor or LocalExecutor(1)
@@ -295,7 +282,7 @@ def sweep(
         return record
 
     start = time.perf_counter()
-    call = _CellCall(shlex.join(sys.argv))
+    call = functools.partial(train_cell, command=shlex.join(sys.argv))  # picklable: a module-level function
     try:
         with tqdm(total=len(cells), unit="run", desc=f"sweep {name}", disable=not progress) as bar:
             result.records = run_cells(

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from rlscale.tracking.logged import logged_run, record_run
-from rlscale.tracking.mlflow_tracker import _experiment_id, check_tracking
+from rlscale.tracking.mlflow_tracker import _experiment_id, check_tracking, run_tags
 from rlscale.training.run_files import PROGRESS_CSV
 from rlscale.training.sweep import CELL_TAG, Grid, TrainCell
 from rlscale.training.tracking import TrainingRun
@@ -58,8 +58,7 @@ class SweepTracker:
             run_id = previous
             client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             return cls(client, tracking_uri, experiment, experiment_id, run_id, registered, commit, new=False)
-        tags = {MLFLOW_GIT_COMMIT: commit.removesuffix("-dirty"), "rlscale.out": str(out.resolve())}
-        run_id = client.create_run(experiment_id, run_name=out.name, tags=tags).info.run_id
+        run_id = client.create_run(experiment_id, run_name=out.name, tags=run_tags(commit, out)).info.run_id
         record_run(out, tracking_uri, run_id)
         return cls(client, tracking_uri, experiment, experiment_id, run_id, registered, commit, new=True)
 
@@ -91,10 +90,7 @@ class SweepTracker:
             if run.info.status == RunStatus.to_string(RunStatus.FINISHED) and version:
                 return run.info.run_id, version
             self.client.delete_run(run.info.run_id)
-        tags = {
-            CELL_TAG: tag, MLFLOW_PARENT_RUN_ID: self.run_id,
-            MLFLOW_GIT_COMMIT: self.git_commit.removesuffix("-dirty"), "rlscale.out": str(folder.resolve()),
-        }  # fmt: skip
+        tags = {CELL_TAG: tag, MLFLOW_PARENT_RUN_ID: self.run_id, **run_tags(self.git_commit, folder)}
         run = TrainingRun.start(self.tracking_uri, self.experiment, record["run_name"], tags)
         try:
             # MLflow's per-artifact progress bars would interleave with the sweep's own

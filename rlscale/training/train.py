@@ -105,6 +105,11 @@ class TrainResult:
         return self.timesteps / self.wall_s if self.wall_s > 0 else float("nan")
 
     @property
+    def obs_dim(self) -> int:
+        """The policy's observation width (what its MLflow signature declares)."""
+        return len(ObservationBuilder(self.agent.spec.env_kwargs.time_period_s).names)
+
+    @property
     def registered_uri(self) -> str | None:
         return f"models:/{self.registered_model}@{self.alias}" if self.registered_model else None
 
@@ -327,14 +332,16 @@ def train(
 
     run = None
     if tracking_uri is not None:
-        from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
-
-        from rlscale.tracking.mlflow_tracker import check_tracking
+        from rlscale.tracking.mlflow_tracker import check_tracking, run_tags
         from rlscale.training.tracking import TrainingRun
 
         check_tracking(tracking_uri)
-        tags = {MLFLOW_GIT_COMMIT: plan.git_commit.removesuffix("-dirty"), "rlscale.out": str(plan.out.resolve())}
-        run = TrainingRun.start(tracking_uri, experiment or f"train-{plan.scenario_name}", plan.run_name, tags)
+        run = TrainingRun.start(
+            tracking_uri,
+            experiment or f"train-{plan.scenario_name}",
+            plan.run_name,
+            run_tags(plan.git_commit, plan.out),
+        )
     try:
         if run is not None:
             run.log_params(plan.params())
@@ -407,8 +414,7 @@ def _log_outcome(run: TrainingRun, result: TrainResult, registered: str, alias: 
     """The run's files as artifacts, the policy as a registered pyfunc model; the run marked finished."""
     out = result.out
     run.log_files(out)
-    obs_dim = len(ObservationBuilder(result.agent.spec.env_kwargs.time_period_s).names)
-    result.model_uri, result.model_version = run.log_policy(out, obs_dim, registered, alias)
+    result.model_uri, result.model_version = run.log_policy(out, result.obs_dim, registered, alias)
     result.tracking_uri, result.run_id = run.tracking_uri, run.run_id
     result.registered_model, result.alias = registered, alias
     run.finish("FINISHED")
