@@ -105,7 +105,7 @@ def _call(fn: Callable[[Any], Any], item: Any) -> Any:
         except FileExistsError:
             pass
         else:
-            os._exit(1)  # the worker dies mid-task: a system failure, which Ray retries
+            os._exit(1)  # the worker dies mid-task: a system failure, which the executor retries
     return fn(item)
 
 
