@@ -13,12 +13,33 @@ from rlscale.serving.request import Request, RequestState
 PERCENTILES = (50, 95, 99)
 
 
-def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """p50/p95/p99 (NaN when there is nothing to measure)."""
+def percentile_key(q: float) -> str:
+    """``p99``, ``p99.9``: how a percentile is named in the KPIs."""
+    return f"p{q:g}"
+
+
+def percentiles(values: Sequence[float] | np.ndarray, qs: Sequence[float] = PERCENTILES) -> dict[str, float]:
+    """The ``qs`` percentiles of ``values`` (NaN when there is nothing to measure)."""
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:
-        return {f"p{q}": float("nan") for q in PERCENTILES}
-    return {f"p{q}": float(v) for q, v in zip(PERCENTILES, np.percentile(arr, PERCENTILES), strict=True)}
+        return {percentile_key(q): float("nan") for q in qs}
+    return {percentile_key(q): float(v) for q, v in zip(qs, np.percentile(arr, qs), strict=True)}
+
+
+def parse_percentiles(text: str, option: str = "--percentiles") -> tuple[float, ...]:
+    """``50,90,99`` as percentiles in (0, 100], in the order given; an error names the option otherwise."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        qs = tuple(float(item) for item in items)
+    except ValueError:
+        raise ValueError(f"{option}: expected comma-separated numbers in (0, 100], got {text!r}") from None
+    if not qs:
+        raise ValueError(f"{option}: give at least one percentile")
+    if bad := [q for q in qs if not 0 < q <= 100]:
+        raise ValueError(f"{option}: percentiles must be in (0, 100], got {bad}")
+    if len(set(qs)) != len(qs):
+        raise ValueError(f"{option}: {text!r} repeats a percentile")
+    return qs
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,10 @@ class KPIs:
     tpot_attainment: float  # completed requests within the TPOT SLO
     e2e_attainment: float | None  # completed within the end-to-end SLO / judged requests (None: no e2e SLO)
     slo_p99_met: bool  # p99 TTFT and p99 TPOT within the SLOs, and nothing failed
+    truncated_requests: int = 0  # prompts cut to max_prefill_predict_length (JetStream truncates them)
+    truncated_prompt_tokens: int = 0  # prompt tokens those cuts dropped
+    capped_output_requests: int = 0  # answers cut short by max_target_length (prompt + output per slot)
+    capped_output_tokens: int = 0  # output tokens those caps dropped
     ooms: int = 0
     scale_events: int = 0
     chip_hours: float = 0.0
@@ -70,7 +95,10 @@ class KPIs:
         return asdict(self)
 
 
-def compute_kpis(requests: Sequence[Request], duration_s: float, slo: SLO, **fleet_figures) -> KPIs:
+def compute_kpis(
+    requests: Sequence[Request], duration_s: float, slo: SLO, qs: Sequence[float] = PERCENTILES, **fleet_figures
+) -> KPIs:
+    """The run's KPIs; latency distributions at the ``qs`` percentiles (p99 is always used for ``slo_p99_met``)."""
     done = [r for r in requests if r.state is RequestState.COMPLETED]
     failed = [r for r in requests if r.state is RequestState.FAILED]
     # an unfinished request with no first token after the TTFT SLO has missed already: judge it, or a
@@ -96,7 +124,9 @@ def compute_kpis(requests: Sequence[Request], duration_s: float, slo: SLO, **fle
     tpot_ok[multi] = tpot <= slo.tpot_s
     e2e_ok = latency <= slo.e2e_s if slo.e2e_s is not None else np.ones_like(ttft_ok)
     ended = len(done) + len(failed)
-    ttft_p, tpot_p = percentiles(ttft), percentiles(tpot)
+    ttft_p99, tpot_p99 = (percentiles(values, (99,))["p99"] for values in (ttft, tpot))
+    truncated = [r.truncated_prompt_tokens for r in requests if r.truncated_prompt_tokens]
+    capped = [r.capped_output_tokens for r in requests if r.capped_output_tokens]
 
     def share(ok: np.ndarray, of: int) -> float:
         return float(ok.sum()) / of if of else float("nan")
@@ -110,13 +140,17 @@ def compute_kpis(requests: Sequence[Request], duration_s: float, slo: SLO, **fle
         failures=dict(Counter(r.failure for r in failed)),
         throughput_req_per_s=len(done) / duration_s,
         output_tokens_per_s=float(tokens.sum()) / duration_s,
-        ttft_s=ttft_p,
-        tpot_s=tpot_p,
-        latency_s=percentiles(latency),
+        ttft_s=percentiles(ttft, qs),
+        tpot_s=percentiles(tpot, qs),
+        latency_s=percentiles(latency, qs),
         slo_attainment=share(ttft_ok & tpot_ok & e2e_ok, judged),
         ttft_attainment=share(ttft_ok, judged),
         tpot_attainment=share(tpot_ok, len(done)),
         e2e_attainment=share(e2e_ok, judged) if slo.e2e_s is not None else None,
-        slo_p99_met=bool(done) and not failed and ttft_p["p99"] <= slo.ttft_s and not tpot_p["p99"] > slo.tpot_s,
+        slo_p99_met=bool(done) and not failed and ttft_p99 <= slo.ttft_s and not tpot_p99 > slo.tpot_s,
+        truncated_requests=len(truncated),
+        truncated_prompt_tokens=sum(truncated),
+        capped_output_requests=len(capped),
+        capped_output_tokens=sum(capped),
         **fleet_figures,
     )

@@ -61,14 +61,22 @@ def timeline_plot(rows: list[dict[str, float]], path: Path, title: str, slo_ttft
     ax.step(t, col["ready"], where="post", label="ready", lw=1.6)
     ax.step(t, col["pending"] + col["starting"], where="post", label="pending + starting", ls="--")
     ax.step(t, col["nodes"], where="post", label="nodes held", ls=":")
+    if col["restarting"].any():
+        ax.step(t, col["restarting"], where="post", label="restarting (OOM)", color="red", lw=1.2)
+    ooms = col["ooms"] > 0
+    if ooms.any():  # crashes marked where they happened, sized by how many
+        ax.scatter(t[ooms], np.zeros(int(ooms.sum())), marker="x", color="red", s=20 + 15 * col["ooms"][ooms],
+                   zorder=4, clip_on=False, label=f"OOM crashes ({int(col['ooms'].sum())})")  # fmt: skip
     ax.set_ylabel("replicas")
     ax.legend(loc="upper left", ncol=4, fontsize=8)
     ax = axes[1]
     ax.plot(t, col["arrivals"] / interval, label="arrivals")
     ax.plot(t, col["completed"] / interval, label="completed")
     ax.plot(t, col["failed"] / interval, label="failed", color="red")
+    if col["truncated"].any():
+        ax.plot(t, col["truncated"] / interval, label="prompt truncated", color="C4", ls="--")
     ax.set_ylabel("requests/s")
-    ax.legend(loc="upper left", ncol=3, fontsize=8)
+    ax.legend(loc="upper left", ncol=4, fontsize=8)
     ax = axes[2]
     ax.plot(t, col["prefill_backlog"], label="prefill backlog (all pods)")
     ax.plot(t, col["gateway_queue"], label="waiting at gateway")

@@ -27,14 +27,29 @@ def default_folder(scenario: ScenarioConfig) -> Path:
     return Path("runs") / f"{scenario.name}__seed{scenario.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def write_run(scenario: ScenarioConfig, result: RunResult, out: Path | None = None, agent: str | None = None) -> Path:
-    """summary.json, timeline.csv and timeline.png in ``out`` (created; never overwrites another run's folder)."""
+def prepare_folder(scenario: ScenarioConfig, out: Path | None = None) -> Path:
+    """The run's folder, created: ``out``, or a new ``runs/<scenario>__seed<k>__<time>`` (never another run's)."""
     folder = out or default_folder(scenario)
     if out is None and folder.exists():
         folder = folder.with_name(folder.name + f"-{time.monotonic_ns() % 10_000}")
     folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_run(
+    scenario: ScenarioConfig,
+    result: RunResult,
+    out: Path | None = None,
+    agent: str | None = None,
+    replay: dict | None = None,
+) -> Path:
+    """summary.json, timeline.csv and timeline.png in ``out`` (see :func:`prepare_folder`); ``replay``: the effective
+    trace replay (``describe_replay``), kept so that the scales a run played at are on record."""
+    folder = prepare_folder(scenario, out)
     summary = {
         "kpis": result.kpis.as_dict(),
+        "warnings": result.warnings,
+        "replay": replay,
         "wall_s": result.wall_s,
         "scenario": scenario.model_dump(mode="json"),
         "agent": agent,

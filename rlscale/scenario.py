@@ -187,10 +187,17 @@ def apply_overrides(
     rate_per_s: float | None = None,
     replicas: int | None = None,
     trace: str | None = None,
+    trace_format: str | None = None,
+    rate_scale: float | None = None,
     duration_s: float | None = None,
     seed: int | None = None,
 ) -> ScenarioConfig:
-    """The scenario with command-line overrides applied (None leaves a field as it is), re-validated."""
+    """The scenario with command-line overrides applied (None leaves a field as it is), re-validated.
+
+    ``trace`` replays that file *at its own rate and time, from its start*: the scenario's rate and time scales and
+    window were chosen for its own trace, so inheriting them would silently replay another trace at, say, 3x.
+    ``rate_scale`` then scales whichever trace is replayed. A flag that cannot apply is an error, never ignored.
+    """
     data = scenario.model_dump(mode="json")
     for section, key, value in [
         ("pod", "model", model),
@@ -199,12 +206,25 @@ def apply_overrides(
     ]:
         if value is not None:
             data[section][key] = value
-    if rate_per_s is not None:
-        if data["workload"]["arrival"]["process"] != "poisson":
-            raise ValueError("--rate only applies to a Poisson scenario")
-        data["workload"]["arrival"]["rate_per_s"] = rate_per_s
+    workload = data["workload"]
     if trace is not None:
-        data["workload"]["trace"] = {**(data["workload"]["trace"] or {}), "path": trace}
+        workload["trace"] = {"path": trace}
+    replaying = workload["trace"] is not None
+    if rate_per_s is not None:
+        if replaying:
+            raise ValueError(
+                "--rate does not apply to a trace replay (the trace gives the arrivals); "
+                "use --rate-scale to multiply the trace's rate"
+            )
+        if workload["arrival"]["process"] != "poisson":
+            raise ValueError(f"--rate only applies to a Poisson scenario, not {workload['arrival']['process']!r}")
+        workload["arrival"]["rate_per_s"] = rate_per_s
+    for flag, key, value in (("--trace-format", "format", trace_format), ("--rate-scale", "rate_scale", rate_scale)):
+        if value is None:
+            continue
+        if not replaying:
+            raise ValueError(f"{flag} applies to a trace replay; scenario {scenario.name!r} has none (give --trace)")
+        workload["trace"][key] = value
     if replicas is not None:
         data["schedule"] = []  # a fixed count replaces the scenario's schedule
     for key, value in [("duration_s", duration_s), ("seed", seed)]:

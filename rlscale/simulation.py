@@ -8,8 +8,9 @@ another.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import simpy
@@ -17,9 +18,10 @@ from tqdm import tqdm
 
 from rlscale.clock import Clock
 from rlscale.cluster.fleet import Fleet
-from rlscale.kpis import SLO, KPIs, compute_kpis
+from rlscale.kpis import PERCENTILES, SLO, KPIs, compute_kpis
 from rlscale.metrics.pipeline import ScrapedMetrics
 from rlscale.policies.base import Autoscaler, ClusterState
+from rlscale.request_log import RequestLog
 from rlscale.scenario import ScenarioConfig
 from rlscale.serving.request import Request
 from rlscale.timeline import Timeline
@@ -39,6 +41,7 @@ class Simulation:
     timeline: Timeline
     requests: list[Request]
     done_listeners: list[Callable[[Request], None]] = field(default_factory=list)
+    request_log: RequestLog | None = None
 
     @classmethod
     def build(cls, scenario: ScenarioConfig) -> Simulation:
@@ -105,7 +108,12 @@ class Simulation:
 
         self.env.process(sync())
 
-    def run(self, progress: bool = False) -> RunResult:
+    def log_requests(self, path: Path) -> None:
+        """Stream every request to ``path`` (requests.csv) as it ends; the run closes the file."""
+        self.request_log = RequestLog(path)
+        self.done_listeners.append(self.request_log.ended)
+
+    def run(self, progress: bool = False, percentiles: Sequence[float] = PERCENTILES) -> RunResult:
         duration = self.scenario.duration_s
         start = time.perf_counter()
         with tqdm(total=round(duration), unit="sim s", disable=not progress, leave=False) as bar:
@@ -114,15 +122,19 @@ class Simulation:
                 bar.update(round(k * duration / PROGRESS_CHUNKS) - bar.n)
         wall = time.perf_counter() - start
         self.timeline.close()
-        return RunResult(self.kpis(), self.timeline.rows(), wall)
+        if self.request_log is not None:
+            self.request_log.close(r for r in self.requests if r.in_flight)
+        kpis = self.kpis(percentiles)
+        return RunResult(kpis, self.timeline.rows(), wall, truncation_warnings(kpis, self.scenario))
 
-    def kpis(self) -> KPIs:
+    def kpis(self, percentiles: Sequence[float] = PERCENTILES) -> KPIs:
         fleet, slo = self.fleet, self.scenario.slo
         price = price_per_chip_hour(self.scenario, fleet)
         return compute_kpis(
             self.requests,
             self.scenario.duration_s,
             SLO(slo.ttft_p99_s, slo.tpot_p99_s, slo.e2e_s),
+            percentiles,
             ooms=fleet.crashes(),
             scale_events=len(fleet.scale_events),
             chip_hours=fleet.chip_hours(),
@@ -135,6 +147,44 @@ class RunResult:
     kpis: KPIs
     timeline: list[dict[str, float]]
     wall_s: float
+    warnings: list[str] = field(default_factory=list)  # what the numbers alone would not say; printed and kept
+
+
+TRUNCATION_WARN_SHARE = 0.01
+
+
+def truncation_warnings(kpis: KPIs, scenario: ScenarioConfig) -> list[str]:
+    """A warning when more than 1% of requests had their prompt cut: the latencies are then those of shorter
+    prompts than the workload's, and the SLO attainment flatters the fleet."""
+    if not kpis.arrived or kpis.truncated_requests <= TRUNCATION_WARN_SHARE * kpis.arrived:
+        return []
+    pod = scenario.pod
+    return [
+        f"{kpis.truncated_requests} of {kpis.arrived} requests ({kpis.truncated_requests / kpis.arrived:.1%}) had "
+        f"prompts over max_prefill_predict_length ({pod.max_prefill_predict_length}) truncated, dropping "
+        f"{kpis.truncated_prompt_tokens} prompt tokens: latencies are those of the truncated prompts. Raise "
+        "pod.max_prefill_predict_length (and max_target_length), or set pod.long_prompts: reject to count them "
+        "as failed"
+    ]
+
+
+def empty_fleet_warnings(scenario: ScenarioConfig, autoscaler: Autoscaler | None) -> list[str]:
+    """A fleet that starts with no pod: a warning when something can scale it up, an error when nothing can (every
+    request would fail as 'no ready pod' and the run would look like a result)."""
+    if scenario.fleet.replicas > 0:
+        return []
+    later = [step for step in scenario.schedule if step.replicas > 0]
+    if autoscaler is None and not later:
+        raise ValueError(
+            f"scenario {scenario.name!r}: fleet.replicas is 0 and nothing scales it up (no agent, no schedule step "
+            "above 0), so every request would fail as 'no ready pod'; set fleet.replicas, add a schedule, or run "
+            "with --replicas or --agent"
+        )
+    first = "the agent's first scale-up" if autoscaler is not None else f"the schedule's step at {later[0].at_s:g} s"
+    return [
+        f"fleet.replicas is 0: requests wait at the gateway (up to fleet.gateway_timeout_s = "
+        f"{scenario.fleet.gateway_timeout_s:g} s, then fail as 'no ready pod') until the pods of {first} are Ready"
+    ]
 
 
 def seed_streams(scenario: ScenarioConfig) -> list[np.random.SeedSequence]:
@@ -156,11 +206,24 @@ def price_per_chip_hour(scenario: ScenarioConfig, fleet: Fleet) -> float:
     return price
 
 
-def run_scenario(scenario: ScenarioConfig, progress: bool = False, autoscaler: Autoscaler | None = None) -> RunResult:
-    """Run a scenario with its replica schedule, or under ``autoscaler`` (which then replaces the schedule)."""
+def run_scenario(
+    scenario: ScenarioConfig,
+    progress: bool = False,
+    autoscaler: Autoscaler | None = None,
+    *,
+    percentiles: Sequence[float] = PERCENTILES,
+    requests_csv: Path | None = None,
+) -> RunResult:
+    """Run a scenario with its replica schedule, or under ``autoscaler`` (which then replaces the schedule);
+    ``requests_csv``: also stream every request there."""
     if autoscaler is not None:
         scenario = scenario.model_copy(update={"schedule": []})
+    warnings = empty_fleet_warnings(scenario, autoscaler)
     sim = Simulation.build(scenario)
+    if requests_csv is not None:
+        sim.log_requests(requests_csv)
     if autoscaler is not None:
         sim.attach(autoscaler)
-    return sim.run(progress)
+    result = sim.run(progress, percentiles)
+    result.warnings[:0] = warnings
+    return result

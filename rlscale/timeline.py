@@ -13,23 +13,29 @@ from rlscale.cluster.fleet import Fleet, Phase
 from rlscale.serving.request import Request, RequestState
 
 COLUMNS = (
-    "t_s", "desired", "pending", "starting", "ready", "terminating", "nodes", "arrivals", "completed", "failed",
-    "gateway_queue", "prefill_backlog", "slots_used", "hbm_used_frac", "ttft_p50_s", "ttft_p99_s", "tpot_p99_s",
-    "cost_usd",
+    "t_s", "desired", "pending", "starting", "ready", "restarting", "terminating", "nodes", "arrivals", "completed",
+    "failed", "truncated", "ooms", "gateway_queue", "prefill_backlog", "slots_used", "hbm_used_frac", "ttft_p50_s",
+    "ttft_p99_s", "tpot_p99_s", "cost_usd",
 )  # fmt: skip
+"""``ready``: pods in the Service (Ready and their server up); ``restarting``: Ready pods whose server crashed (OOM)
+and is coming back — not serving; ``truncated``: requests ended in the interval whose prompt was cut to
+``max_prefill_predict_length``; ``ooms``: server crashes in the interval."""
 
 
 class Timeline:
     def __init__(self, env: simpy.Environment, interval_s: float) -> None:
         self.env, self.interval_s = env, interval_s
         self.arrivals = 0
-        self._completed = self._failed = 0
+        self._completed = self._failed = self._truncated = 0
+        self._crashes_seen = 0
         self._ttft: list[float] = []
         self._tpot: list[float] = []
         self._rows: list[dict[str, float]] = []
 
     def ended(self, request: Request) -> None:
         """A request left the system (completed or failed)."""
+        if request.truncated_prompt_tokens:
+            self._truncated += 1
         if request.state is RequestState.COMPLETED:
             self._completed += 1
             self._ttft.append(request.ttft_s)
@@ -51,17 +57,22 @@ class Timeline:
     def _row(self, fleet: Fleet, price: float) -> dict[str, float]:
         pods = fleet.serving_pods()
         ttft, tpot = np.array(self._ttft), np.array(self._tpot)
+        crashes = fleet.crashes()
+        ready = fleet.count(Phase.READY)
         row = {
             "t_s": self.env.now,
             "desired": fleet.desired,
             "pending": fleet.count(Phase.PENDING),
             "starting": sum(fleet.count(p) for p in (Phase.STARTING, Phase.LOADING, Phase.WARMING)),
-            "ready": fleet.count(Phase.READY),
+            "ready": len(pods),
+            "restarting": ready - len(pods),  # Ready pods out of the Service: their server is down
             "terminating": fleet.count(Phase.TERMINATING),
             "nodes": len(fleet.nodes.held()),
             "arrivals": self.arrivals,
             "completed": self._completed,
             "failed": self._failed,
+            "truncated": self._truncated,
+            "ooms": crashes - self._crashes_seen,
             "gateway_queue": len(fleet.gateway),
             "prefill_backlog": sum(len(p.prefill_backlog) for p in pods),
             "slots_used": float(np.mean([p.active_slots / p.slots for p in pods])) if pods else float("nan"),
@@ -73,7 +84,8 @@ class Timeline:
             "tpot_p99_s": float(np.percentile(tpot, 99)) if tpot.size else float("nan"),
             "cost_usd": fleet.chip_hours() * price,
         }
-        self.arrivals = self._completed = self._failed = 0
+        self.arrivals = self._completed = self._failed = self._truncated = 0
+        self._crashes_seen = crashes
         self._ttft.clear()
         self._tpot.clear()
         return row

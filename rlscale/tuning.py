@@ -33,6 +33,7 @@ from typing import Any
 from rlscale.experiments.cells import CellStore, run_cells
 from rlscale.experiments.executors import LocalExecutor, RayExecutor
 from rlscale.experiments.runner import RunFailed
+from rlscale.metrics.names import check_metric_name
 from rlscale.policies.hpa import HPAPolicy, sample_name
 from rlscale.scenario import ScenarioConfig
 from rlscale.simulation import run_scenario
@@ -215,6 +216,8 @@ def tune(
 
     if batch < 1:
         raise ValueError(f"batch: must be at least 1, got {batch}")
+    for where, kind, name in HPAPolicy.from_manifest(manifest).metric_refs():  # a typo would never scale
+        check_metric_name(name, kind, where)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     executor = executor or LocalExecutor(1)
     knobs = knobs_for(manifest, behaviour)

@@ -117,6 +117,7 @@ def tune(
     from rlscale.experiments.cells import CellStore
     from rlscale.experiments.executors import ExecutorError, make_executor
     from rlscale.experiments.runner import RunFailed
+    from rlscale.policies.loader import load_agent
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.specs.catalog import read_document
     from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
@@ -130,6 +131,7 @@ def tune(
     try:
         sc = apply_overrides(load_scenario(scenario), duration_s=duration)
         manifest = read_document(agent)
+        load_agent(agent, sc)  # the manifest and its metric names checked up front, errors naming the file
         seed_list = _int_list(seeds, "--seeds")
         folder = out or Path("runs") / "tune" / f"{agent.stem}__{sc.name}__{time.strftime('%Y%m%d-%H%M%S')}"
         start = time.perf_counter()

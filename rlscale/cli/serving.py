@@ -127,50 +127,105 @@ def simulate(
         "envs/single-pod.yaml"
     ),
     trace: Annotated[
-        str | None, typer.Option(help="Replay this trace (Azure CSV / Mooncake JSONL, or azure-conv).")
+        str | None,
+        typer.Option(
+            help="Replay this trace (Azure CSV / Mooncake JSONL, or azure-conv) at its own rate and time, from its "
+            "start: the scenario's trace scales are not inherited."
+        ),
+    ] = None,
+    trace_format: Annotated[
+        str | None, typer.Option(help="The trace's format when its extension does not say: azure or mooncake.")
+    ] = None,
+    rate_scale: Annotated[
+        float | None,
+        typer.Option(help="Multiply the replayed trace's rate (> 0; 2: each request twice, 0.5: a random half)."),
     ] = None,
     replicas: Annotated[int | None, typer.Option(min=0, help="Fixed replica count (replaces the schedule).")] = None,
     agent: Annotated[
         Path | None, typer.Option(help="Autoscale with this agent (agents/*.yaml, e.g. an HPA manifest).")
     ] = None,
-    rate: Annotated[float | None, typer.Option(help="Override a Poisson scenario's arrival rate, requests/s.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Override a Poisson scenario's arrival rate, requests/s (not for traces).")
+    ] = None,
     duration: Annotated[float | None, typer.Option(help="Simulated time, s.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same run).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Override the pod's model.")] = None,
     hardware: Annotated[str | None, typer.Option("--hardware", "-H", help="Override the pod's host.")] = None,
+    percentiles: Annotated[
+        str, typer.Option(help="Latency percentiles to report for TTFT, TPOT and end-to-end latency.")
+    ] = "50,95,99",
+    requests: Annotated[
+        bool, typer.Option("--requests", help="Also write requests.csv: one row per request (see the README).")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/<scenario>__seed<k>__<time>).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the KPI summary as JSON on stdout.")] = False,
 ) -> None:
     """Simulate a JetStream fleet under a scenario; write summary.json, timeline.csv and timeline.png."""
+    from rlscale.kpis import parse_percentiles
     from rlscale.policies.loader import load_agent
-    from rlscale.reports import write_run
+    from rlscale.reports import prepare_folder, write_run
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.serving.hbm import PodStartupError
     from rlscale.simulation import run_scenario
+    from rlscale.workload.build import describe_replay
     from rlscale.workload.traces import TraceError
 
     try:
+        qs = parse_percentiles(percentiles)
         sc = apply_overrides(
             load_scenario(scenario), model=model, hardware=hardware, rate_per_s=rate, replicas=replicas,
-            trace=trace, duration_s=duration, seed=seed,
+            trace=trace, trace_format=trace_format, rate_scale=rate_scale, duration_s=duration, seed=seed,
         )  # fmt: skip
+        replay = describe_replay(sc.workload, sc.duration_s)
+        if not json_out:
+            _echo_header(sc, replay)
         autoscaler = load_agent(agent, sc) if agent else None
-        result = run_scenario(sc, progress=not json_out, autoscaler=autoscaler)
+        folder = prepare_folder(sc, out)
+        result = run_scenario(
+            sc, progress=not json_out, autoscaler=autoscaler, percentiles=qs,
+            requests_csv=folder / "requests.csv" if requests else None,
+        )  # fmt: skip
     except (SpecError, PodStartupError, TraceError, ValueError, OSError) as exc:
         _fail(exc)
-    folder = write_run(sc, result, out, agent=str(agent) if agent else None)
-    summary = json.dumps(result.kpis.as_dict() | {"wall_s": round(result.wall_s, 3), "out": str(folder)})
+    write_run(sc, result, folder, agent=str(agent) if agent else None, replay=replay)
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     if json_out:
-        typer.echo(summary)
+        summary = result.kpis.as_dict() | {"wall_s": round(result.wall_s, 3), "out": str(folder)}
+        typer.echo(json.dumps(summary | {"replay": replay, "warnings": result.warnings}))
         return
+    _echo_summary(sc, result, folder, requests)
+
+
+def _echo_header(sc, replay: dict | None) -> None:
+    """What is about to be simulated, with the effective trace replay spelled out (no scale goes unsaid)."""
+    typer.echo(f"{sc.name}: {sc.pod.model} on {sc.pod.hardware}, {sc.duration_s:g} s, seed {sc.seed}")
+    if replay is not None:
+        typer.echo(
+            f"  replay     {replay['path']} ({replay['format']}): rate x{replay['rate_scale']:g}, time "
+            f"x{replay['time_scale']:g}, window {replay['window_start_s']:g} s + {replay['window_s']:g} s of a "
+            f"{replay['trace_span_s']:g} s trace; {replay['replayed_window_requests']} of its requests within the "
+            f"run, ~{replay['expected_arrivals']:.0f} arrivals ({replay['mean_rate_per_s']:.2f} req/s)"
+        )
+
+
+def _echo_summary(sc, result, folder: Path, requests: bool) -> None:
     k = result.kpis
+    typer.echo(f"  simulated  in {result.wall_s:.1f} s")
+    causes = f" ({', '.join(f'{why}: {n}' for why, n in k.failures.items())})" if k.failures else ""
     typer.echo(
-        f"{sc.name}: {sc.pod.model} on {sc.pod.hardware}, {sc.duration_s:g} s simulated in {result.wall_s:.1f} s"
+        f"  requests   {k.arrived} arrived, {k.completed} completed, {k.failed} failed{causes}, "
+        f"{k.in_flight} unfinished at the end"
     )
-    typer.echo(f"  requests   {k.arrived} arrived, {k.completed} completed, {k.failed} failed {k.failures or ''}")
+    if k.truncated_requests or k.capped_output_requests:
+        typer.echo(
+            f"  truncated  {k.truncated_requests} prompts over {sc.pod.max_prefill_predict_length} tokens "
+            f"({k.truncated_prompt_tokens} tokens dropped); {k.capped_output_requests} answers capped by "
+            f"max_target_length ({k.capped_output_tokens} tokens)"
+        )
     typer.echo(f"  throughput {k.throughput_req_per_s:.2f} req/s, {k.output_tokens_per_s:.0f} output tokens/s")
     for label, p in (("TTFT", k.ttft_s), ("TPOT", k.tpot_s), ("latency", k.latency_s)):
-        typer.echo(f"  {label:<10} p50 {p['p50']:.3f} s   p95 {p['p95']:.3f} s   p99 {p['p99']:.3f} s")
+        typer.echo(f"  {label:<10} " + "   ".join(f"{q} {v:.3f} s" for q, v in p.items()))
     typer.echo(
         f"  SLO        {k.slo_attainment:.1%} of requests within TTFT {sc.slo.ttft_p99_s:g} s and TPOT "
         f"{sc.slo.tpot_p99_s:g} s; p99 targets {'met' if k.slo_p99_met else 'missed'}"
@@ -178,4 +233,5 @@ def simulate(
     typer.echo(
         f"  fleet      {k.scale_events} scale events, {k.ooms} OOMs, {k.chip_hours:.2f} chip-hours, ${k.cost_usd:,.2f}"
     )
-    typer.echo(f"  wrote      {folder}/summary.json, timeline.csv, timeline.png")
+    files = "summary.json, timeline.csv, timeline.png" + (", requests.csv" if requests else "")
+    typer.echo(f"  wrote      {folder}/{files}")

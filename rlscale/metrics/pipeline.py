@@ -22,6 +22,7 @@ import numpy as np
 import simpy
 
 from rlscale.metrics.config import MetricsPipelineConfig
+from rlscale.serving.metrics import DEVICE_SAMPLE_NAMES
 from rlscale.serving.pod import JetStreamPod, PodStatus
 
 SERVER, DEVICE = "jetstream", "tpu"
@@ -159,4 +160,4 @@ class ScrapedMetrics:
         return out
 
 
-DEVICE_METRICS = frozenset({"memory_used", "memory_total", "duty_cycle"})
+DEVICE_METRICS = DEVICE_SAMPLE_NAMES

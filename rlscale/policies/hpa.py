@@ -6,19 +6,9 @@ from pathlib import Path
 
 from rlscale.hpa import ControllerConfig, HorizontalController
 from rlscale.hpa.spec import ExternalMetric, HPASpec, PodsMetric
+from rlscale.metrics.names import MetricKind, sample_name
 from rlscale.policies.base import ClusterState
 from rlscale.specs.catalog import read_document
-
-
-def sample_name(metric_name: str) -> str:
-    """The Prometheus sample behind an adapter's metric name.
-
-    Google Cloud Managed Service for Prometheus exposes ``jetstream_prefill_backlog_size``
-    to the HPA as ``prometheus.googleapis.com|jetstream_prefill_backlog_size|gauge``;
-    a prometheus-adapter rule exposes it under its own name.
-    """
-    parts = metric_name.split("|")
-    return parts[1] if len(parts) == 3 else metric_name
 
 
 def to_milli(value: float) -> int:
@@ -41,6 +31,14 @@ class HPAPolicy:
     @classmethod
     def from_file(cls, path: str | Path, config: ControllerConfig | None = None) -> HPAPolicy:
         return cls.from_manifest(read_document(Path(path)), config)
+
+    def metric_refs(self) -> list[tuple[str, MetricKind, str]]:
+        """(manifest field, kind, name) of every metric it reads, for the load-time check of names."""
+        refs: list[tuple[str, MetricKind, str]] = []
+        for i, metric in enumerate(self.spec.metrics):
+            kind: MetricKind = "Pods" if isinstance(metric, PodsMetric) else "External"
+            refs.append((f"spec.metrics[{i}].{kind.lower()}.metric.name", kind, metric.name))
+        return refs
 
     def recommend(self, state: ClusterState) -> int | None:
         proposals = []

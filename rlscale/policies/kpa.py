@@ -29,6 +29,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rlscale.metrics.names import MetricKind
 from rlscale.policies.base import ClusterState
 
 PRECISION = 6  # aggregation.precision: averages are rounded to 6 digits
@@ -160,6 +161,10 @@ class KPAPolicy:
             total = float(sum(values.values()))
             self.stable.record(state.now_s, total)
             self.panic.record(state.now_s, total)
+
+    def metric_refs(self) -> list[tuple[str, MetricKind, str]]:
+        """(agent field, kind, name) of every metric it reads, for the load-time check of names."""
+        return [("spec.metric", "Pods", self.config.metric)]
 
     def recommend(self, state: ClusterState) -> int | None:
         cfg, now = self.config, state.now_s

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from rlscale.hpa.spec import SpecError as HPASpecError
+from rlscale.metrics.names import UnknownMetricError, check_metric_name
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.kpa import KPAConfig, KPAPolicy
@@ -113,10 +114,25 @@ def load_agent(path: str | Path, scenario: ScenarioConfig | None = None) -> Auto
     kind = doc.get("kind")
     if kind == "HorizontalPodAutoscaler":
         try:
-            return HPAPolicy.from_manifest(doc)
+            agent: Autoscaler = HPAPolicy.from_manifest(doc)
         except HPASpecError as exc:
             raise SpecError(f"{path}: {exc}") from exc
-    if kind in LOADERS:
-        return LOADERS[kind](doc, path, scenario)
-    kinds = ", ".join(["HorizontalPodAutoscaler", *LOADERS])
-    raise SpecError(f"{path}: kind: expected {kinds}; got {kind!r}")
+    elif kind in LOADERS:
+        agent = LOADERS[kind](doc, path, scenario)
+    else:
+        kinds = ", ".join(["HorizontalPodAutoscaler", *LOADERS])
+        raise SpecError(f"{path}: kind: expected {kinds}; got {kind!r}")
+    if scenario is not None:  # it will run in the simulator, whose metric names are known in full
+        check_metric_refs(agent, str(path))
+    return agent
+
+
+def check_metric_refs(agent: Autoscaler, where: str) -> None:
+    """Every metric the agent reads is one the simulated cluster exports (a SpecError naming the field otherwise).
+
+    Only in simulation: a live cluster's adapter may serve names of its own."""
+    for field, kind, name in getattr(agent, "metric_refs", list)():
+        try:
+            check_metric_name(name, kind, field)
+        except UnknownMetricError as exc:
+            raise SpecError(f"{where}: {exc}") from None

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rlscale.metrics.names import MetricKind
 from rlscale.policies.base import ClusterState
 
 MIN_NON_SATURATED_FOR_SCALE_DOWN = 2  # upstream MinNonSaturatedReplicasForScaleDown
@@ -136,6 +137,13 @@ class SaturationPolicy:
     def peaks(self, key: str, pods: set[str]) -> dict[str, float]:
         """Per live pod, the peak of its samples in the window (``max by (pod) (max_over_time(...))``)."""
         return {pod: max(v for _, v in s) for pod, s in self.history[key].items() if pod in pods}
+
+    def metric_refs(self) -> list[tuple[str, MetricKind, str]]:
+        """(agent field, kind, name) of every metric it reads, for the load-time check of names."""
+        return [
+            ("spec.kv_metric", "Pods", self.config.kv_metric),
+            ("spec.queue_metric", "Pods", self.config.queue_metric),
+        ]
 
     def recommend(self, state: ClusterState) -> int | None:
         c, now = self.config, state.now_s

@@ -16,6 +16,13 @@ class KVMode(StrEnum):
     PAGED = "paged"  # pages allocated as tokens are held
 
 
+class LongPrompts(StrEnum):
+    """What the server does with a prompt longer than ``max_prefill_predict_length``."""
+
+    TRUNCATE = "truncate"  # JetStream's own behaviour: the prompt is cut to the longest prefill (counted)
+    REJECT = "reject"  # the request fails at once with its cause, as a server with an input-length check would
+
+
 class PodConfig(BaseModel):
     """One JetStream server. Defaults: Llama-2-7B on v5e-8 as in the JetStream/MaxText docs."""
 
@@ -25,9 +32,16 @@ class PodConfig(BaseModel):
     hardware: str = Field("v5e-8", description="Catalog host name or path to a YAML/JSON spec.")
     per_device_batch_size: int = Field(11, gt=0, description="Decode slots per chip (MaxText docs: 11 on v5e-8).")
     max_prefill_predict_length: int = Field(
-        1024, gt=0, description="Longest prefill, tokens; longer prompts are truncated."
+        1024, gt=0, description="Longest prefill, tokens; longer prompts are truncated or rejected (long_prompts)."
     )
-    max_target_length: int = Field(2048, gt=0, description="Prompt + output cap per slot, tokens.")
+    max_target_length: int = Field(
+        2048, gt=0, description="Prompt + output cap per slot, tokens; at most the model's context length."
+    )
+    long_prompts: LongPrompts = Field(
+        LongPrompts.TRUNCATE,
+        description="Prompts over max_prefill_predict_length: truncate (JetStream; counted in the KPIs) or reject "
+        "(failed, cause 'prompt over max_prefill_predict_length').",
+    )
     kv_mode: KVMode = KVMode.PREALLOCATED
     kv_page_tokens: int = Field(64, gt=0, description="Tokens per KV page in paged mode.")
     hbm_workspace_fraction: float = Field(

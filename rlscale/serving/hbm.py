@@ -12,7 +12,20 @@ GB = 1e9
 
 
 class PodStartupError(RuntimeError):
-    """The configuration cannot start: weights and preallocated state do not fit in HBM."""
+    """The configuration cannot start: weights and preallocated state do not fit in HBM, or a slot holds more
+    tokens than the model's context."""
+
+
+def check_context_length(config: PodConfig, model: ModelSpec) -> None:
+    """A slot's ``max_target_length`` within the model's ``max_position_embeddings`` (when the spec gives it):
+    beyond it the model has no positions, so such a server would serve nonsense, not longer requests."""
+    context = model.max_position_embeddings
+    if context is not None and config.max_target_length > context:
+        raise PodStartupError(
+            f"max_target_length ({config.max_target_length}) exceeds {model.name}'s context length "
+            f"(max_position_embeddings {context}); lower max_target_length to at most {context} or use a "
+            "longer-context model (e.g. llama3.1-8b, 131072)"
+        )
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class HBMBudget:
 
     @classmethod
     def for_pod(cls, config: PodConfig, model: ModelSpec, hardware: HardwareSpec, slots: int) -> HBMBudget:
+        check_context_length(config, model)
         total = hardware.total_hbm_bytes
         prealloc = (
             slots * config.max_target_length * model.kv_bytes_per_token

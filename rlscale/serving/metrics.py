@@ -63,6 +63,18 @@ GAUGES_WITH_IDX = {
     "jetstream_slots_used_percentage",
 }
 DEVICE_MAKE = {"tpu": "cloud-tpu", "nvidia": "nvidia"}
+HISTOGRAM_NAMES = (
+    "jetstream_queue_duration", "jetstream_request_input_length", "jetstream_request_output_length",
+    "jetstream_time_to_first_token", "jetstream_time_per_output_token", "jetstream_time_per_prefill_token",
+    "jetstream_time_per_request", "jetstream_wait_time_per_request",
+)  # fmt: skip
+SERVER_SAMPLE_NAMES = frozenset(
+    {*GAUGE_HELP, *(h + suffix for h in HISTOGRAM_NAMES for suffix in ("_sum", "_count"))}
+    | {"jetstream_request_success_count_total"}
+)
+"""Every sample of one scrape of a server's /metrics (:meth:`PodMetrics.snapshot`'s keys)."""
+DEVICE_SAMPLE_NAMES = frozenset({"memory_used", "memory_total", "duty_cycle"})
+"""The device plugin's gauges (:meth:`PodMetrics.device_snapshot`'s keys)."""
 
 
 class LazyHistogram:

@@ -3,7 +3,8 @@
 Pipeline (``jetstream/core/orchestrator.py``, interleaved mode):
 
 * an unbounded FIFO prefill backlog; one prefill at a time (batch 1), prompt
-  truncated to ``max_prefill_predict_length`` and padded to its bucket; the
+  truncated to ``max_prefill_predict_length`` (or, with ``long_prompts:
+  reject``, refused at once) and padded to its bucket; the
   first token goes back to the client when the prefill ends;
 * prefill results then wait in the transfer and generate backlogs (capacity 1
   each, blocking puts), so with every slot busy at most
@@ -39,7 +40,7 @@ import simpy
 
 from rlscale.clock import Clock, call_later
 from rlscale.serving.buckets import prefill_buckets, take_nearest_length
-from rlscale.serving.config import KVMode, PodConfig
+from rlscale.serving.config import KVMode, LongPrompts, PodConfig
 from rlscale.serving.hbm import HBMBudget
 from rlscale.serving.metrics import PodMetrics
 from rlscale.serving.request import Request, RequestState
@@ -48,6 +49,7 @@ from rlscale.specs import HardwareSpec, ModelSpec, load_hardware, load_model
 
 MS = 1e-3
 CRASH_BACKOFF_RESET_S = 600.0  # kubelet resets CrashLoopBackOff after 10 min of clean running
+PROMPT_TOO_LONG = "prompt over max_prefill_predict_length"  # the failure cause of a rejected long prompt
 
 
 class PodStatus(StrEnum):
@@ -165,11 +167,16 @@ class JetStreamPod:
     def submit(self, request: Request) -> None:
         """A request reaches the server (gRPC Decode → prefill backlog)."""
         self.arrived += 1
+        request.pod = self.name
         if self.status is not PodStatus.RUNNING:
             self._fail(request, f"pod {self.status}")
             return
+        longest = self.config.max_prefill_predict_length
+        if request.prompt_tokens > longest and self.config.long_prompts is LongPrompts.REJECT:
+            self._fail(request, PROMPT_TOO_LONG)
+            return
         request.state = RequestState.QUEUED
-        request.prefill_tokens = min(request.prompt_tokens, self.config.max_prefill_predict_length)
+        request.prefill_tokens = min(request.prompt_tokens, longest)
         request.padded_tokens = take_nearest_length(self._buckets, request.prefill_tokens)
         request.target_tokens = max(
             1, min(request.output_tokens, self.config.max_target_length - request.prefill_tokens)

@@ -27,6 +27,7 @@ class Request:
     prefill_tokens: int = 0  # after truncation to max_prefill_predict_length
     padded_tokens: int = 0  # the bucket actually computed
     target_tokens: int = 0  # output after the max_target_length cap
+    pod: str = ""  # the server it was routed to ("" while at the gateway)
     prefill_start_s: float = float("nan")
     first_token_s: float = float("nan")  # = prefill end: JetStream returns the first token then
     insert_s: float = float("nan")
@@ -36,6 +37,16 @@ class Request:
     @property
     def in_flight(self) -> bool:
         return self.state not in (RequestState.COMPLETED, RequestState.FAILED)
+
+    @property
+    def truncated_prompt_tokens(self) -> int:
+        """Prompt tokens the server dropped (0 until a server took the request, and when it fits)."""
+        return self.prompt_tokens - self.prefill_tokens if self.prefill_tokens else 0
+
+    @property
+    def capped_output_tokens(self) -> int:
+        """Output tokens asked for but cut by the slot's ``max_target_length`` (0 until a server took it)."""
+        return self.output_tokens - self.target_tokens if self.target_tokens else 0
 
     @property
     def ttft_s(self) -> float:

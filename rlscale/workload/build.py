@@ -17,6 +17,7 @@ from rlscale.scenario import (
     PoissonSpec,
     RampSpec,
     StepSpec,
+    TraceSpec,
     WorkloadSpec,
 )
 from rlscale.workload.arrivals import (
@@ -29,7 +30,7 @@ from rlscale.workload.arrivals import (
     StepArrivals,
 )
 from rlscale.workload.lengths import FixedLengths, LengthSampler, LognormalLengths, fit_lognormal
-from rlscale.workload.traces import TraceReplay, load_trace, trace_lengths
+from rlscale.workload.traces import TraceReplay, load_trace, trace_format, trace_lengths
 
 LENGTH_BLOCK = 4096
 
@@ -62,15 +63,28 @@ def length_sampler(spec: LengthSpec) -> LengthSampler:
     return LognormalLengths(spec.prompt_median, spec.prompt_sigma, spec.output_median, spec.output_sigma)
 
 
+def trace_replay(spec: TraceSpec) -> TraceReplay:
+    return TraceReplay(
+        load_trace(spec.path, spec.format), spec.time_scale, spec.rate_scale, spec.start_s, spec.duration_s
+    )
+
+
+def describe_replay(spec: WorkloadSpec, until_s: float) -> dict | None:
+    """What a trace replay will play (path, format, scales, window, requests; see ``TraceReplay.describe``), or None
+    for synthetic traffic: printed before a run and kept in its summary so that no scale goes unsaid."""
+    if spec.trace is None:
+        return None
+    t = spec.trace
+    return {"path": t.path, "format": trace_format(t.path, t.format), **trace_replay(t).describe(until_s)}
+
+
 def request_stream(
     spec: WorkloadSpec, seed_seq: np.random.SeedSequence, until_s: float
 ) -> Iterator[tuple[float, int, int]]:
     """Arrivals with their lengths; arrivals and lengths draw from separate streams."""
     arrival_rng, length_rng = (np.random.default_rng(s) for s in seed_seq.spawn(2))
     if spec.trace is not None:
-        t = spec.trace
-        replay = TraceReplay(load_trace(t.path, t.format), t.time_scale, t.rate_scale, t.start_s, t.duration_s)
-        yield from replay.times_and_lengths(arrival_rng, until_s)
+        yield from trace_replay(spec.trace).times_and_lengths(arrival_rng, until_s)
         return
     lengths = length_sampler(spec.lengths)
     prompts: list[int] = []

@@ -159,17 +159,27 @@ def _bundled(name: str) -> tuple[TraceRequest, ...]:
     return read_azure_csv(name)
 
 
+def trace_format(path_or_name: str | Path, format: TraceFormat | None = None) -> TraceFormat:
+    """The format a trace is read as: the one given, else the bundled trace's, else the file extension's."""
+    if format is not None:
+        return format
+    if str(path_or_name) in BUNDLED_TRACES:
+        return "azure"
+    found = FORMAT_BY_SUFFIX.get(Path(path_or_name).suffix.lower())
+    if found is None:
+        raise TraceError(
+            f"{path_or_name}: cannot tell the trace format from the extension "
+            f"(expected one of {', '.join(FORMAT_BY_SUFFIX)}); say which with --trace-format azure|mooncake "
+            "(or format: in the scenario's workload.trace)"
+        )
+    return found
+
+
 def load_trace(path_or_name: str | Path, format: TraceFormat | None = None) -> tuple[TraceRequest, ...]:
     """A trace by bundled name or path; the format comes from the extension unless given."""
     if format is None and str(path_or_name) in BUNDLED_TRACES:
         return _bundled(str(path_or_name))
-    if format is None:
-        format = FORMAT_BY_SUFFIX.get(Path(path_or_name).suffix.lower())
-        if format is None:
-            raise TraceError(
-                f"{path_or_name}: cannot tell the trace format from the extension "
-                f"(expected one of {', '.join(FORMAT_BY_SUFFIX)}); pass format='azure' or 'mooncake'"
-            )
+    format = trace_format(path_or_name, format)
     if format == "azure":
         return read_azure_csv(path_or_name)
     if format == "mooncake":
@@ -251,6 +261,24 @@ class TraceReplay:
     def mean_rate_per_s(self) -> float:
         """Expected arrivals per second over the window (inf for a one-instant window)."""
         return self._arrivals.size * self.rate_scale / self._window_s if self._window_s > 0 else math.inf
+
+    def describe(self, until_s: float) -> dict[str, float | int | None]:
+        """The effective replay, for a run's header and summary: scales, the window of the trace it plays, and how
+        much of it a run of ``until_s`` simulated seconds reaches."""
+        arrivals = np.array([r.arrival_s for r in self.requests])
+        played = int(np.searchsorted(self._arrivals, until_s, side="left"))
+        return {
+            "rate_scale": self.rate_scale,
+            "time_scale": self.time_scale,
+            "window_start_s": self.start_s,
+            "window_s": self._window_s / self.time_scale,  # in the trace's own time
+            "trace_span_s": float(arrivals[-1] - arrivals[0]),
+            "trace_requests": len(self.requests),
+            "window_requests": int(self._arrivals.size),
+            "replayed_window_requests": played,  # before rate_scale: those arriving within the run
+            "expected_arrivals": played * self.rate_scale,
+            "mean_rate_per_s": self.mean_rate_per_s,
+        }
 
     def times_and_lengths(self, rng: np.random.Generator, until_s: float) -> Iterator[tuple[float, int, int]]:
         n = self._arrivals.size
