@@ -43,6 +43,7 @@ REPORT_COLUMNS = (  # the two axes of the trade-off first, then what went wrong,
     ReportColumn("e2e SLO %", "e2e_attainment", _percent),
     ReportColumn("failed", "failed", _fixed(1)),
     ReportColumn("unfinished", "in_flight", _fixed(1)),
+    ReportColumn("prompts truncated", "truncated_requests", _fixed(1)),
     ReportColumn("OOMs", "ooms", _fixed(1)),
     ReportColumn("scale events", "scale_events", _fixed(1)),
     *(
