@@ -8,7 +8,7 @@ another.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from rlscale.clock import Clock
 from rlscale.cluster.fleet import Fleet
-from rlscale.kpis import PERCENTILES, SLO, KPIs, compute_kpis
+from rlscale.kpi_stream import KPIAccumulator
+from rlscale.kpis import PERCENTILES, SLO, KPIs
 from rlscale.metrics.pipeline import ScrapedMetrics
 from rlscale.policies.base import Autoscaler, ClusterState
 from rlscale.request_log import RequestLog
@@ -39,17 +40,20 @@ class Simulation:
     fleet: Fleet
     metrics: ScrapedMetrics
     timeline: Timeline
-    requests: list[Request]
+    tally: KPIAccumulator  # the KPIs, accumulated as requests end: memory holds what is in flight, not the run
     done_listeners: list[Callable[[Request], None]] = field(default_factory=list)
     request_log: RequestLog | None = None
 
     @classmethod
-    def build(cls, scenario: ScenarioConfig) -> Simulation:
+    def build(cls, scenario: ScenarioConfig, stream: Iterable[tuple[float, int, int]] | None = None) -> Simulation:
+        """Wire a run of ``scenario``; ``stream`` replaces its workload's (time, prompt, output) requests, so that a
+        planner's probe can replay traffic of its own making on the scenario's pods."""
         workload_seq, fleet_seq, metrics_seq = seed_streams(scenario)
         env = Clock()
-        requests: list[Request] = []
         timeline = Timeline(env, scenario.timeline_interval_s)
-        listeners: list[Callable[[Request], None]] = [timeline.ended]
+        slo = scenario.slo
+        tally = KPIAccumulator(SLO(slo.ttft_p99_s, slo.tpot_p99_s, slo.e2e_s))
+        listeners: list[Callable[[Request], None]] = [timeline.ended, tally.ended]
 
         def done(request: Request) -> None:
             for listener in listeners:
@@ -58,19 +62,21 @@ class Simulation:
         fleet = Fleet(env, scenario.pod, scenario.fleet, np.random.default_rng(fleet_seq), on_done=done)
         timeline.watch(fleet, price_per_chip_hour(scenario, fleet))
         metrics = ScrapedMetrics(env, fleet.scrape_targets, scenario.metrics, np.random.default_rng(metrics_seq))
-        sim = cls(scenario, env, fleet, metrics, timeline, requests, listeners)
-        sim._traffic(request_stream(scenario.workload, workload_seq, scenario.duration_s))
+        sim = cls(scenario, env, fleet, metrics, timeline, tally, listeners)
+        if stream is None:
+            stream = request_stream(scenario.workload, workload_seq, scenario.duration_s)
+        sim._traffic(iter(stream))
         env.process(sim._schedule())
         return sim
 
     def _traffic(self, stream) -> None:
         """Each arrival schedules the next (a callback chain: cheaper than a generator process)."""
-        env, fleet, requests, timeline = self.env, self.fleet, self.requests, self.timeline
+        env, fleet, tally, timeline = self.env, self.fleet, self.tally, self.timeline
         upcoming = enumerate(stream)
 
         def arrive(request: Request | None = None) -> None:
             if request is not None:
-                requests.append(request)
+                tally.arrived += 1
                 timeline.arrivals += 1
                 fleet.submit(request)
             for i, (t, prompt, output) in upcoming:
@@ -123,17 +129,17 @@ class Simulation:
         wall = time.perf_counter() - start
         self.timeline.close()
         if self.request_log is not None:
-            self.request_log.close(r for r in self.requests if r.in_flight)
+            self.request_log.close(self.fleet.in_flight_requests())
         kpis = self.kpis(percentiles)
         return RunResult(kpis, self.timeline.rows(), wall, truncation_warnings(kpis, self.scenario))
 
     def kpis(self, percentiles: Sequence[float] = PERCENTILES) -> KPIs:
-        fleet, slo = self.fleet, self.scenario.slo
+        """The KPIs so far: ended requests as accumulated, the ones in flight judged now."""
+        fleet = self.fleet
         price = price_per_chip_hour(self.scenario, fleet)
-        return compute_kpis(
-            self.requests,
+        return self.tally.kpis(
             self.scenario.duration_s,
-            SLO(slo.ttft_p99_s, slo.tpot_p99_s, slo.e2e_s),
+            fleet.in_flight_requests(),
             percentiles,
             ooms=fleet.crashes(),
             scale_events=len(fleet.scale_events),
@@ -213,13 +219,14 @@ def run_scenario(
     *,
     percentiles: Sequence[float] = PERCENTILES,
     requests_csv: Path | None = None,
+    stream: Iterable[tuple[float, int, int]] | None = None,
 ) -> RunResult:
     """Run a scenario with its replica schedule, or under ``autoscaler`` (which then replaces the schedule);
-    ``requests_csv``: also stream every request there."""
+    ``requests_csv``: also stream every request there; ``stream``: these requests instead of the workload's."""
     if autoscaler is not None:
         scenario = scenario.model_copy(update={"schedule": []})
     warnings = empty_fleet_warnings(scenario, autoscaler)
-    sim = Simulation.build(scenario)
+    sim = Simulation.build(scenario, stream)
     if requests_csv is not None:
         sim.log_requests(requests_csv)
     if autoscaler is not None:

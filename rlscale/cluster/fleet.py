@@ -12,7 +12,7 @@ The replica count is set through :meth:`Fleet.set_replicas`, as a
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -91,7 +91,7 @@ class Fleet:
     ) -> None:
         self.env, self.config, self.name = env, config, name
         self.model, self.hardware = load_model(pod_config.model), load_hardware(pod_config.hardware)
-        self.step_model = RooflineStepModel(self.model, self.hardware)
+        self.step_model = RooflineStepModel.for_deployment(self.model, self.hardware, pod_config)
         slots = pod_config.per_device_batch_size * self.hardware.chips_per_host
         HBMBudget.for_pod(pod_config, self.model, self.hardware, slots)  # fail now, not at the first scale-up
         life = config.lifecycle
@@ -167,6 +167,13 @@ class Fleet:
         """Pods whose server is up to answer a scrape (Ready or draining, not restarting)."""
         up = (Phase.READY, Phase.TERMINATING)
         return [r.server for r in self.replicas if r.phase in up and r.server.status is PodStatus.RUNNING]
+
+    def in_flight_requests(self) -> Iterator[Request]:
+        """Every request not yet ended: waiting at the gateway or held by a server."""
+        yield from self.gateway
+        for replica in self.replicas:
+            if replica.server is not None:
+                yield from replica.server.in_flight_requests()
 
     def in_flight(self) -> int:
         return len(self.gateway) + sum(r.server.in_flight for r in self.replicas if r.server is not None)

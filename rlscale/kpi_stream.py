@@ -1,0 +1,168 @@
+"""KPIs accumulated as requests end, so a run's memory holds what is in flight, not what has been simulated.
+
+Counts, sums and SLO attainment are exact (the same numbers :func:`rlscale.kpis.compute_kpis` gives from the whole
+list of requests). Latency percentiles come from a DDSketch (Masson, Rim & Lee, VLDB 2019; the ``ddsketch``
+package): every quantile it returns is within a relative error ``RELATIVE_ACCURACY`` (0.5%) of a value between the
+two order statistics that bracket it, whatever the distribution, in memory logarithmic in the range of values.
+
+Ended requests are buffered and folded in blocks of ``BLOCK``: one numpy pass computes TTFT, TPOT and latency, the
+SLO checks and the sketches' bucket keys, so the per-request cost on the simulator's hot path is a list append.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from ddsketch import DDSketch
+from ddsketch.mapping import LogarithmicMapping
+
+from rlscale.kpis import PERCENTILES, SLO, KPIs, percentile_key
+from rlscale.serving.request import Request, RequestState
+
+RELATIVE_ACCURACY = 0.005
+BLOCK = 4096
+
+
+class QuantileSketch:
+    """A DDSketch fed in numpy blocks: values are bucketed with the sketch's own logarithmic mapping (key =
+    ceil(log_γ v)), and each bucket enters the sketch once, weighted by its count, as its representative value."""
+
+    def __init__(self, relative_accuracy: float = RELATIVE_ACCURACY) -> None:
+        self.sketch = DDSketch(relative_accuracy)
+        self.mapping = LogarithmicMapping(relative_accuracy)
+        self._log_gamma = float(np.log(self.mapping.gamma))
+
+    def add_many(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        positive = values[values > self.mapping.min_possible]
+        if (zeros := values.size - positive.size) > 0:  # latencies are never negative: the rest are zeros
+            self.sketch.add(0.0, float(zeros))
+        keys, counts = np.unique(np.ceil(np.log(positive) / self._log_gamma).astype(np.int64), return_counts=True)
+        for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+            self.sketch.add(self.mapping.value(key), float(count))
+
+    @property
+    def count(self) -> float:
+        return self.sketch.count
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` percentile (0–100); NaN when empty."""
+        value = self.sketch.get_quantile_value(q / 100.0) if self.sketch.count else None
+        return float("nan") if value is None else float(value)
+
+    def percentiles(self, qs: Sequence[float]) -> dict[str, float]:
+        return {percentile_key(q): self.quantile(q) for q in qs}
+
+
+class KPIAccumulator:
+    """The KPIs of a run, fed each request as it ends (:meth:`ended`) and the unfinished ones at the end."""
+
+    def __init__(self, slo: SLO, relative_accuracy: float = RELATIVE_ACCURACY) -> None:
+        self.slo = slo
+        self.arrived = self.completed = self.failed = 0
+        self.failures: Counter[str] = Counter()
+        self.output_tokens = 0
+        self.ttft_ok = self.tpot_ok = self.e2e_ok = self.all_ok = 0
+        self.truncated_requests = self.truncated_prompt_tokens = 0
+        self.capped_output_requests = self.capped_output_tokens = 0
+        self.ttft, self.tpot, self.latency = (QuantileSketch(relative_accuracy) for _ in range(3))
+        self._done: list[Request] = []
+
+    # ---- the hot path ---------------------------------------------------------------------------------------------
+    def ended(self, request: Request) -> None:
+        """A request completed or failed."""
+        if request.state is RequestState.COMPLETED:
+            self._done.append(request)
+            if len(self._done) >= BLOCK:
+                self._fold()
+        else:
+            self.failed += 1
+            self.failures[request.failure] += 1
+            self._tally_cuts(request)
+
+    def _tally_cuts(self, request: Request) -> None:
+        if cut := request.truncated_prompt_tokens:
+            self.truncated_requests += 1
+            self.truncated_prompt_tokens += cut
+        if capped := request.capped_output_tokens:
+            self.capped_output_requests += 1
+            self.capped_output_tokens += capped
+
+    def _fold(self) -> None:
+        """Fold the buffered completed requests into the counts and sketches, in one numpy pass."""
+        done, self._done = self._done, []
+        if not done:
+            return
+        for request in done:
+            self._tally_cuts(request)
+        arrival, first, finish, tokens = np.array(
+            [(r.arrival_s, r.first_token_s, r.finish_s, r.target_tokens) for r in done], dtype=float
+        ).T
+        ttft, latency = first - arrival, finish - arrival
+        multi = tokens > 1
+        tpot = (finish[multi] - first[multi]) / (tokens[multi] - 1)
+        slo = self.slo
+        ttft_ok = ttft <= slo.ttft_s
+        tpot_ok = np.ones_like(ttft_ok)
+        tpot_ok[multi] = tpot <= slo.tpot_s
+        e2e_ok = latency <= slo.e2e_s if slo.e2e_s is not None else np.ones_like(ttft_ok)
+        self.completed += len(done)
+        self.output_tokens += int(tokens.sum())
+        self.ttft_ok += int(ttft_ok.sum())
+        self.tpot_ok += int(tpot_ok.sum())
+        self.e2e_ok += int(e2e_ok.sum())
+        self.all_ok += int((ttft_ok & tpot_ok & e2e_ok).sum())
+        self.ttft.add_many(ttft)
+        self.tpot.add_many(tpot)
+        self.latency.add_many(latency)
+
+    # ---- the end of the run ---------------------------------------------------------------------------------------
+    def kpis(
+        self,
+        duration_s: float,
+        unfinished: Iterable[Request],
+        qs: Sequence[float] = PERCENTILES,
+        **fleet_figures: float,
+    ) -> KPIs:
+        """The KPIs at ``duration_s``, given the requests still in flight then (judged as :func:`compute_kpis`
+        judges them: one with no first token past the TTFT SLO has missed already)."""
+        self._fold()
+        slo = self.slo
+        overdue = 0
+        cuts = KPIAccumulator(slo)  # the unfinished requests' cuts, counted without touching the run's tallies
+        for request in unfinished:
+            overdue += not request.first_token_s <= duration_s and duration_s - request.arrival_s > slo.ttft_s
+            cuts._tally_cuts(request)
+        judged = self.completed + self.failed + overdue
+
+        def share(ok: int, of: int) -> float:
+            return ok / of if of else float("nan")
+
+        ttft_p99, tpot_p99 = self.ttft.quantile(99), self.tpot.quantile(99)
+        return KPIs(
+            duration_s=duration_s,
+            arrived=self.arrived,
+            completed=self.completed,
+            failed=self.failed,
+            in_flight=self.arrived - self.completed - self.failed,
+            failures=dict(self.failures),
+            throughput_req_per_s=self.completed / duration_s,
+            output_tokens_per_s=self.output_tokens / duration_s,
+            ttft_s=self.ttft.percentiles(qs),
+            tpot_s=self.tpot.percentiles(qs),
+            latency_s=self.latency.percentiles(qs),
+            slo_attainment=share(self.all_ok, judged),
+            ttft_attainment=share(self.ttft_ok, judged),
+            tpot_attainment=share(self.tpot_ok, self.completed),
+            e2e_attainment=share(self.e2e_ok, judged) if slo.e2e_s is not None else None,
+            slo_p99_met=bool(self.completed) and not self.failed and ttft_p99 <= slo.ttft_s
+            and not tpot_p99 > slo.tpot_s,
+            truncated_requests=self.truncated_requests + cuts.truncated_requests,
+            truncated_prompt_tokens=self.truncated_prompt_tokens + cuts.truncated_prompt_tokens,
+            capped_output_requests=self.capped_output_requests + cuts.capped_output_requests,
+            capped_output_tokens=self.capped_output_tokens + cuts.capped_output_tokens,
+            **fleet_figures,
+        )  # fmt: skip
