@@ -4,7 +4,7 @@ simulated fleet behind a Kubernetes API and metrics endpoints)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -64,7 +64,9 @@ def controller(
             help="Simulated seconds per wall second (default 1), >1 only against `rlscale emulate --speed K`.",
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], typer.Option(case_sensitive=False, help="Log level.")
+    ] = "INFO",
 ) -> None:
     """Autoscale a JetStream Deployment live with a trained policy: every sync read the metrics, build the
     environment's observation, decide, enforce min/max, step caps and holds, and patch deployments/scale.
@@ -114,7 +116,11 @@ def emulate(
     duration: Annotated[float | None, typer.Option(help="Override the scenario's traffic duration, s.")] = None,
     status_every: Annotated[float, typer.Option(min=0.1, help="Wall seconds between status lines.")] = 5.0,
     print_prometheus_config: Annotated[
-        bool, typer.Option(help="Print a prometheus.yml scraping the emulated pods (intervals ÷ speed) and exit.")
+        bool,
+        typer.Option(
+            "--print-prometheus-config",  # an action, no --no- form (which left no room for the help at 120 columns)
+            help="Print a prometheus.yml scraping the emulated pods (intervals ÷ speed) and exit.",
+        ),
     ] = False,
 ) -> None:
     """Run a scenario's fleet in real time behind a Kubernetes API and per-pod metrics endpoints, until Ctrl-C."""
