@@ -6,6 +6,9 @@ import pytest
 
 from tests.helpers import PodHarness
 
+# pytester: tests/test_skips.py runs a small inner session; tests.skips: the skipped tests listed by reason at the end
+pytest_plugins = ["pytester", "tests.skips"]
+
 
 @pytest.fixture
 def harness():
@@ -17,7 +20,9 @@ def harness():
 def ray_executor():
     """A RayExecutor on one local Ray instance with 2 CPUs (the CI machine's), shared by every test that needs Ray:
     starting one costs seconds. Skips when Ray is not installed."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rlscale[ray]')")
+    from tests.skips import NO_RAY  # after pytest_plugins has loaded it (imported earlier, pytest would warn)
+
+    ray = pytest.importorskip("ray", reason=NO_RAY)
     from rlscale.experiments.executors import make_executor
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -24,6 +24,7 @@ from rlscale.policies.base import ClusterState
 from rlscale.policies.observation import RATE_WINDOW_S, ObservationBuilder
 from rlscale.scenario import apply_overrides, load_scenario
 from rlscale.simulation import Simulation
+from tests.skips import NO_GOOGLE_AUTH
 from tests.test_controller_fakes import Clock, FakePrometheus
 
 GAUGES = ("jetstream_prefill_backlog_size", "jetstream_slots_used_percentage", "num_requests_waiting")
@@ -163,7 +164,7 @@ class _Adapter(requests.adapters.BaseAdapter):
 
 
 def test_google_managed_prometheus_gets_a_bearer_token(monkeypatch):
-    google_auth = pytest.importorskip("google.auth")
+    google_auth = pytest.importorskip("google.auth", reason=NO_GOOGLE_AUTH)
 
     class Credentials:
         valid, token = False, None

@@ -25,6 +25,7 @@ from rlscale.emulator import Emulator, prometheus_config
 from rlscale.emulator.objects import ApiError, json_patch, label_selector, merge_patch
 from rlscale.emulator.prometheus import duration
 from rlscale.scenario import apply_overrides, load_scenario
+from tests.skips import NO_PROMETHEUS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ def test_emulate_runs_until_sigterm(tmp_path):
     assert "stopped at t=" in out
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs a Prometheus binary (Debian: prometheus)")
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason=NO_PROMETHEUS)
 def test_a_real_prometheus_scrapes_the_pods(tmp_path):
     scenario = apply_overrides(load_scenario("envs/steady.yaml"), replicas=2)
     with Emulator(scenario, speed=10, targets_file=tmp_path / "targets.json") as emu:

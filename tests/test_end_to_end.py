@@ -39,6 +39,7 @@ import yaml
 from rlscale.emulator import Emulator, prometheus_config
 from rlscale.scenario import load_scenario
 from rlscale.simulation import run_scenario
+from tests.skips import NO_PROMETHEUS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "envs" / "load-step.yaml"
@@ -53,7 +54,7 @@ DISCOVERY_WALL_S = 5.0  # Prometheus 2.42 applies discovered targets every 5 wal
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs a Prometheus binary (Debian: prometheus)"),
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason=NO_PROMETHEUS),
 ]
 
 

@@ -27,10 +27,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.skips import NO_KUBECTL
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 KUBECTL = shutil.which("kubectl")
-NO_KUBECTL = "kubectl is not on PATH: rendering skipped (the raw YAML files are still validated)"
 K8S_VERSION = "1.35.0"  # a version kubernetes-validate ships; GKE's regular channel is at or near it
 API_VERSIONS = {
     "v1",

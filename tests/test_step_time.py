@@ -10,6 +10,7 @@ from rlscale.serving.buckets import padded_length, prefill_buckets, take_nearest
 from rlscale.serving.step_time import RooflineStepModel
 from rlscale.specs import load_hardware, load_model
 from rlscale.specs.catalog import fitted_step_models
+from tests.skips import NO_SHARED
 
 
 def catalog_model(model: str, hardware: str) -> RooflineStepModel:
@@ -102,6 +103,6 @@ def test_calibration_data_are_the_shared_profile():
 
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpu_profile" / "step_times.csv"
     if not shared.exists():
-        pytest.skip("no ../shared checkout")
+        pytest.skip(NO_SHARED)
     packaged = resources.files("rlscale.specs").joinpath("calibration", "gpu_profile_llama2_7b.csv").read_bytes()
     assert packaged == shared.read_bytes()
