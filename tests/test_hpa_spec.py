@@ -341,3 +341,74 @@ def test_python_constructors_name_the_field():
         HPAScalingPolicy(PODS, 1, 0)
     with pytest.raises(SpecError, match=r"^tolerance: "):
         HPAScalingRules(tolerance=-0.5)
+
+
+# ---- metric types rlscale does not model: refused with the field, the reason and what to write instead ----
+OBJECT_METRIC = {
+    "type": "Object",
+    "object": {
+        "describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "main-route"},
+        "metric": {"name": "requests-per-second"},
+        "target": {"type": "Value", "value": "10k"},
+    },
+}
+CPU_METRIC = {
+    "type": "Resource",
+    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+}
+CONTAINER_METRIC = {
+    "type": "ContainerResource",
+    "containerResource": {
+        "name": "memory",
+        "container": "jetstream",
+        "target": {"type": "AverageValue", "averageValue": "20Gi"},
+    },
+}
+
+
+def _with_metric(metric: dict) -> dict:
+    doc = _doc()
+    doc["spec"]["metrics"][1] = metric
+    return doc
+
+
+def _refusal(metric: dict) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        HPASpec.from_manifest(_with_metric(metric))
+    assert info.value.field == "spec.metrics[1].type"
+    return info.value
+
+
+def test_an_object_metric_is_refused_with_the_equivalent_to_write():
+    message = _refusal(OBJECT_METRIC).message
+    assert "no per-object series" in message
+    assert "per-pod series (Pods metrics) and aggregates (External metrics)" in message
+    assert "type: External with the same value or averageValue target" in message
+    assert "the same calculation" in message  # upstream's Object and External replica counts agree
+    assert "type: Pods with an averageValue target" in message
+
+
+@pytest.mark.parametrize("metric", [CPU_METRIC, CONTAINER_METRIC], ids=["Resource", "ContainerResource"])
+def test_cpu_and_memory_metrics_are_refused_with_what_to_scale_on_instead(metric):
+    message = _refusal(metric).message
+    assert f"{metric['type']!r} metrics (CPU, memory) are not modelled" in message
+    assert "agents/hpa-prefill-backlog.yaml" in message and "agents/hpa-hbm.yaml" in message
+
+
+def test_an_unknown_metric_type_lists_the_types():
+    message = _refusal({"type": "Custom"}).message
+    assert "unsupported value 'Custom'" in message
+    assert "Pods, External, Object, Resource or ContainerResource" in message
+
+
+def test_simulate_names_the_file_and_the_field_and_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from rlscale.cli import app
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_with_metric(OBJECT_METRIC)))
+    result = CliRunner().invoke(app, ["simulate", "--agent", str(bad), "--duration", "30"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {bad}: spec.metrics[1].type: 'Object' metrics are not modelled" in result.output
+    assert "no per-object series" in result.output

@@ -295,6 +295,35 @@ class HPASpec:
 # ---- manifest reader ---------------------------------------------------------------------
 
 
+_SOURCES = {"Pods": "pods", "External": "external"}  # metric source type -> its field
+_OBJECT = (
+    "'Object' metrics are not modelled: an Object metric describes another Kubernetes object (an Ingress, a "
+    "Service), and rlscale has no per-object series: its metric sources (the simulated cluster's adapter, the "
+    "controller's Prometheus reads) serve per-pod series (Pods metrics) and aggregates (External metrics). For the "
+    "same intent write type: External with the same value or averageValue target (the same calculation upstream "
+    "makes for an Object metric), or, for a per-pod average, type: Pods with an averageValue target"
+)
+_CPU_MEMORY = (
+    "{kind!r} metrics (CPU, memory) are not modelled: the simulated pods report JetStream's and the TPU device "
+    "plugin's metrics, no CPU or memory usage. Scale on those instead: type: Pods with an averageValue target (e.g. "
+    "jetstream_prefill_backlog_size, as agents/hpa-prefill-backlog.yaml does), or type: External for the TPU's HBM "
+    "(memory_used_percentage, as agents/hpa-hbm.yaml does)"
+)
+
+
+def _unmodelled_type(kind: object) -> str:
+    """Why a metric source type other than Pods or External is refused, and how to say the same with those: an
+    upstream manifest that scales on an Object or CPU metric must not look like a typo."""
+    if kind == "Object":
+        return _OBJECT
+    if kind in ("Resource", "ContainerResource"):
+        return _CPU_MEMORY.format(kind=kind)
+    return (
+        f"unsupported value {kind!r}: want Pods or External (of upstream's Pods, External, Object, Resource or "
+        "ContainerResource, rlscale models the first two)"
+    )
+
+
 class _ManifestReader:
     """Walks the document with the Kubernetes field path, so every error names where it is."""
 
@@ -339,12 +368,9 @@ class _ManifestReader:
         kind = metric.get("type")
         if not kind:
             raise SpecError(f"{path}.type", "must specify a metric source type")
-        sources = {"Pods": "pods", "External": "external"}
-        if kind not in sources:
-            raise SpecError(
-                f"{path}.type", f"{kind!r} is not modelled: want 'Pods' or 'External' (Resource, Object are not)"
-            )
-        key = sources[kind]
+        if kind not in _SOURCES:
+            raise SpecError(f"{path}.type", _unmodelled_type(kind))
+        key = _SOURCES[kind]
         for other in set(metric) - {"type", key}:
             raise SpecError(f"{path}.{other}", "must populate the given metric source only")
         source = self._required(metric, key, path)
