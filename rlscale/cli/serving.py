@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from rlscale.cli.app import app
 from rlscale.cli.app import fail as _fail
 from rlscale.specs.catalog import SpecError, hardware_catalog, load_hardware, load_model, model_catalog
+from rlscale.specs.hardware import PrefillLaunch
 
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Catalog model (llama2-7b, ...) or a config.json/YAML path.")
@@ -31,20 +32,27 @@ def perf(
     model: ModelOpt = "llama2-7b",
     hardware: HardwareOpt = "v5e-8",
     phase: Annotated[Phase, typer.Option(help="decode: one step of a batch; prefill: one prompt.")] = Phase.decode,
-    batch: Annotated[int, typer.Option(min=1, help="Decode: sequences in the batch (active slots).")] = 1,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Decode: sequences per step (a preallocated pod computes all its slots).")
+    ] = 1,
     ctx: Annotated[int, typer.Option(min=0, help="Decode: KV tokens each sequence attends over.")] = 1024,
     prompt: Annotated[int, typer.Option(min=1, help="Prefill: prompt tokens (padded to JetStream's bucket).")] = 1024,
     pad: Annotated[bool, typer.Option(help="Pad the prompt to its power-of-two prefill bucket.")] = True,
+    prefill_launch: Annotated[
+        PrefillLaunch,
+        typer.Option(help="Prefill: how the deployment launches it, as a pod's prefill_launch (JetStream: compiled)."),
+    ] = PrefillLaunch.COMPILED,
 ) -> None:
-    """Predict one step's time; prints a JSON object whose `ms` is the prediction."""
+    """Predict one step's time, priced as a pod prices it; prints a JSON object whose `ms` is the prediction."""
     from rlscale.serving.buckets import padded_length
+    from rlscale.serving.config import PodConfig
     from rlscale.serving.step_time import RooflineStepModel
 
     try:
         m, hw = load_model(model), load_hardware(hardware)
     except SpecError as exc:
         _fail(exc)
-    sm = RooflineStepModel(m, hw)
+    sm = RooflineStepModel.for_deployment(m, hw, PodConfig(prefill_launch=prefill_launch))
     out: dict[str, object] = {"model": m.name, "hardware": hw.name, "phase": phase.value}
     if phase is Phase.decode:
         ms = sm.decode_ms(batch, batch * ctx)
@@ -61,6 +69,8 @@ def perf(
         out |= {
             "prompt": prompt,
             "padded_prompt": tokens,
+            "prefill_launch": prefill_launch.value,
+            "calibrated_launch": hw.step_model.prefill_launch.value,
             "ms": round(ms, 4),
             "tokens_per_s": round(prompt / ms * 1e3, 1),
         }
@@ -134,7 +144,8 @@ def simulate(
         ),
     ] = None,
     trace_format: Annotated[
-        str | None, typer.Option(help="The trace's format when its extension does not say: azure or mooncake.")
+        Literal["azure", "mooncake"] | None,
+        typer.Option(help="The trace's format when its extension does not say (Azure CSV or Mooncake JSONL)."),
     ] = None,
     rate_scale: Annotated[
         float | None,
@@ -162,8 +173,9 @@ def simulate(
 ) -> None:
     """Simulate a JetStream fleet under a scenario; write summary.json, timeline.csv and timeline.png."""
     from rlscale.kpis import parse_percentiles
+    from rlscale.policies.base import plan_record
     from rlscale.policies.loader import load_agent
-    from rlscale.reports import prepare_folder, write_run
+    from rlscale.reports import planning_times, prepare_folder, write_run
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.serving.hbm import PodStartupError
     from rlscale.simulation import run_scenario
@@ -179,7 +191,7 @@ def simulate(
         replay = describe_replay(sc.workload, sc.duration_s)
         if not json_out:
             _echo_header(sc, replay)
-        autoscaler = load_agent(agent, sc) if agent else None
+        autoscaler = load_agent(agent, sc, progress=not json_out) if agent else None
         folder = prepare_folder(sc, out)
         result = run_scenario(
             sc, progress=not json_out, autoscaler=autoscaler, percentiles=qs,
@@ -187,14 +199,16 @@ def simulate(
         )  # fmt: skip
     except (SpecError, PodStartupError, TraceError, ValueError, OSError) as exc:
         _fail(exc)
-    write_run(sc, result, folder, agent=str(agent) if agent else None, replay=replay)
+    plan = plan_record(autoscaler)
+    write_run(sc, result, folder, agent=str(agent) if agent else None, replay=replay, plan=plan)
     for warning in result.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     if json_out:
         summary = result.kpis.as_dict() | {"wall_s": round(result.wall_s, 3), "out": str(folder)}
+        summary |= planning_times(result.wall_s, plan) | {"agent_plan": plan}
         typer.echo(json.dumps(summary | {"replay": replay, "warnings": result.warnings}))
         return
-    _echo_summary(sc, result, folder, requests)
+    _echo_summary(sc, result, folder, requests, plan)
 
 
 def _echo_header(sc, replay: dict | None) -> None:
@@ -209,9 +223,11 @@ def _echo_header(sc, replay: dict | None) -> None:
         )
 
 
-def _echo_summary(sc, result, folder: Path, requests: bool) -> None:
+def _echo_summary(sc, result, folder: Path, requests: bool, plan: dict | None = None) -> None:
     k = result.kpis
     typer.echo(f"  simulated  in {result.wall_s:.1f} s")
+    if plan is not None:
+        _echo_plan(plan, result.wall_s)
     causes = f" ({', '.join(f'{why}: {n}' for why, n in k.failures.items())})" if k.failures else ""
     typer.echo(
         f"  requests   {k.arrived} arrived, {k.completed} completed, {k.failed} failed{causes}, "
@@ -235,3 +251,16 @@ def _echo_summary(sc, result, folder: Path, requests: bool) -> None:
     )
     files = "summary.json, timeline.csv, timeline.png" + (", requests.csv" if requests else "")
     typer.echo(f"  wrote      {folder}/{files}")
+
+
+def _echo_plan(plan: dict, wall_s: float) -> None:
+    """A planner's time beside the simulation's, and a line that cannot be missed when its checked plan missed."""
+    planning_s = plan.get("planning_s", 0.0)
+    typer.echo(f"  planned    in {planning_s:.1f} s by {plan['kind']} (total {planning_s + wall_s:.1f} s)")
+    if plan.get("met_target") is False:
+        best = f" ({100 * plan['attainment']:.1f}% at best)" if "attainment" in plan else ""
+        typer.secho(
+            f"  MISSED     {plan['kind']}'s checked plan missed its {100 * plan['target']:g}% SLO-attainment target"
+            f"{best} within its max_replicas: it is no reference for this scenario",
+            fg=typer.colors.RED,
+        )
