@@ -23,6 +23,13 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def planning_times(wall_s: float, plan: dict | None) -> dict[str, float]:
+    """``planning_s`` (a planner's search before the run; 0 without one) and ``total_s``: the simulation's
+    ``wall_s`` alone would hide minutes of planning."""
+    planning_s = float(plan.get("planning_s", 0.0)) if plan else 0.0
+    return {"planning_s": planning_s, "total_s": wall_s + planning_s}
+
+
 def default_folder(scenario: ScenarioConfig) -> Path:
     return Path("runs") / f"{scenario.name}__seed{scenario.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -42,15 +49,19 @@ def write_run(
     out: Path | None = None,
     agent: str | None = None,
     replay: dict | None = None,
+    plan: dict | None = None,
 ) -> Path:
     """summary.json, timeline.csv and timeline.png in ``out`` (see :func:`prepare_folder`); ``replay``: the effective
-    trace replay (``describe_replay``), kept so that the scales a run played at are on record."""
+    trace replay (``describe_replay``), kept so that the scales a run played at are on record; ``plan``: what a
+    planning agent chose (``plan_record``), its ``planning_s`` kept beside ``wall_s`` (the simulation's alone)."""
     folder = prepare_folder(scenario, out)
     summary = {
         "kpis": result.kpis.as_dict(),
         "warnings": result.warnings,
         "replay": replay,
         "wall_s": result.wall_s,
+        **planning_times(result.wall_s, plan),
+        "agent_plan": plan,
         "scenario": scenario.model_dump(mode="json"),
         "agent": agent,
         "command": sys.argv,

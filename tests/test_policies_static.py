@@ -11,7 +11,7 @@ from rlscale.hpa.replica_calculator import PodInfo
 from rlscale.policies import static
 from rlscale.policies.base import ClusterState
 from rlscale.policies.loader import load_agent
-from rlscale.policies.static import StaticPolicy, cheapest_static_replicas, meets_slo
+from rlscale.policies.static import StaticPolicy, cheapest_static_replicas, meets_slo, search_static
 from rlscale.scenario import ScenarioConfig, ScheduleStep
 from rlscale.simulation import Simulation
 from rlscale.specs.catalog import SpecError
@@ -82,14 +82,40 @@ def test_the_search_needs_every_seed_and_stops_at_the_first_pass(monkeypatch):
     assert cheapest_static_replicas(scheduled, seeds=[0, 1], max_replicas=2) is None
 
 
+def test_the_search_records_every_count_it_tried(monkeypatch, capsys):
+    attainment = {(1, 0): 0.2, (2, 0): 0.995, (2, 1): 0.98, (3, 0): 0.999, (3, 1): 0.99}
+    fake = SimpleNamespace(kpis=None)
+
+    def fake_run(scenario):
+        fake.kpis = SimpleNamespace(slo_attainment=attainment[(scenario.fleet.replicas, scenario.seed)])
+        return fake
+
+    monkeypatch.setattr(static, "run_scenario", fake_run)
+    search = search_static(poisson(1.0), seeds=[0, 1], max_replicas=8, progress=True)
+    assert search.replicas == 3
+    assert search.tried == [(1, [0.2]), (2, [0.995, 0.98]), (3, [0.999, 0.99])]  # a count stops at its first miss
+    assert "static: simulations run" in capsys.readouterr().err  # 5 runs
+    record = search.record()
+    assert record["met_target"] is True and record["seeds"] == [0, 1] and record["target"] == 0.99
+    assert record["tried"][1] == {"replicas": 2, "attainment": [0.995, 0.98]}
+    assert record["planning_s"] > 0
+    search_static(poisson(1.0), seeds=[0, 1], max_replicas=8)
+    assert capsys.readouterr().err == ""
+
+
 def test_agent_file_searches_the_scenario_or_takes_a_count(tmp_path, capacity):
     scenario = poisson(2.5 * capacity)
-    assert load_agent("agents/static.yaml", scenario).replicas == 3  # seeds 0..2
+    searched = load_agent("agents/static.yaml", scenario)
+    assert searched.replicas == 3  # seeds 0..2
+    record = searched.plan_record()
+    assert record["replicas"] == 3 and record["seeds"] == [0, 1, 2] and record["planning_s"] > 0
+    assert [t["replicas"] for t in record["tried"]] == [1, 2, 3] and len(record["tried"][2]["attainment"]) == 3
     with pytest.raises(SpecError, match=r"static.yaml: spec.replicas: 'cheapest' .*pass the scenario"):
         load_agent("agents/static.yaml")
     fixed = tmp_path / "fixed.yaml"
     fixed.write_text("kind: StaticReplicas\nspec: {replicas: 4, max_replicas: 8}\n")
     assert load_agent(fixed).replicas == 4
+    assert load_agent(fixed).plan_record() is None  # a count given was not planned
     hopeless = tmp_path / "hopeless.yaml"
     hopeless.write_text("kind: StaticReplicas\nspec: {replicas: cheapest, max_replicas: 2, seeds: [0]}\n")
     with pytest.raises(SpecError, match=r"hopeless.yaml: spec.replicas: no fixed count in \[1, 2\]"):

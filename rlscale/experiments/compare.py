@@ -18,6 +18,7 @@ from rlscale.experiments.executors import LocalExecutor, RayExecutor, make_execu
 from rlscale.experiments.figures import pareto_plot, timelines_plot
 from rlscale.experiments.report import (
     REPORT_COLUMNS,
+    missed_targets,
     report_markdown,
     write_manifest,
     write_results_csv,
@@ -152,8 +153,9 @@ def write_outputs(comparison: Comparison) -> None:
     figures = [p.name for p in files.values() if p.suffix == ".png"]
     files["report.md"] = out / "report.md"
     report = report_markdown(
-        experiment, summary, runs=len(rows), git_commit=comparison.git_commit, wall_s=comparison.wall_s, figures=figures
-    )
+        experiment, summary, runs=len(rows), git_commit=comparison.git_commit, wall_s=comparison.wall_s,
+        figures=figures, missed=missed_targets(records),
+    )  # fmt: skip
     files["report.md"].write_text(report)
     files["experiment.json"] = out / "experiment.json"
     write_manifest(

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ REPORT_COLUMNS = (  # the two axes of the trade-off first, then what went wrong,
     ReportColumn("prompts truncated", "truncated_requests", _fixed(1)),
     ReportColumn("OOMs", "ooms", _fixed(1)),
     ReportColumn("scale events", "scale_events", _fixed(1)),
+    ReportColumn("planning s", "planning_s", _fixed(1)),
     *(
         ReportColumn(f"{label} p{q} s", f"{column}_p{q}_s", _fixed(3))
         for label, column in (("TTFT", "ttft"), ("TPOT", "tpot"), ("latency", "latency"))
@@ -105,6 +106,28 @@ def write_manifest(
     path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def missed_targets(records: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    """Per (scenario, agent), the runs whose planner's checked plan missed its own target (the oracle within its
+    max_replicas): such a row cannot anchor the comparison, and the report must say so."""
+    missed: dict[tuple[str, str], list[RunRecord]] = {}
+    for record in records:
+        if record.plan_met_target is False:
+            missed.setdefault((record.scenario, record.agent), []).append(record)
+    return missed
+
+
+def missed_line(agent: str, runs: Sequence[RunRecord]) -> str:
+    """The sentence under a scenario's table for an agent whose plan missed its target on ``runs``."""
+    plans = [r.plan or {} for r in runs]
+    target = plans[0].get("target", math.nan)
+    attained = ", ".join(f"{100 * p.get('attainment', math.nan):.1f}%" for p in plans)
+    return (
+        f"**{agent} missed its own {100 * target:g}% SLO-attainment target** on seed(s) "
+        f"{', '.join(str(r.seed) for r in runs)}: its checked plan attained {attained} at best within its "
+        "max_replicas, so its row is no reference that meets the SLOs."
+    )
+
+
 def report_markdown(
     experiment: Experiment,
     summary: dict[tuple[str, str], dict[str, Interval]],
@@ -113,9 +136,12 @@ def report_markdown(
     git_commit: str,
     wall_s: float,
     figures: Sequence[str] = (),
+    missed: Mapping[tuple[str, str], Sequence[RunRecord]] | None = None,
 ) -> str:
     """``report.md``: one table per scenario, one row per agent, each cell the mean and 95% CI over seeds
-    (``summary`` as ``stats.summarize`` gives it, over at least the ``REPORT_COLUMNS``)."""
+    (``summary`` as ``stats.summarize`` gives it, over at least the ``REPORT_COLUMNS``); ``missed``: per (scenario,
+    agent), the runs whose planner missed its own target (:func:`missed_targets`), said next to their rows."""
+    missed = missed or {}
     seeds = experiment.seeds
     lines = [
         f"# Comparison: {experiment.name}",
@@ -149,7 +175,11 @@ def report_markdown(
         for agent in experiment.agent_names:
             intervals = summary.get((scenario.name, agent), {})
             cells = [cell(intervals[c.column], c.fmt) if c.column in intervals else "n/a" for c in REPORT_COLUMNS]
-            lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+            flag = " **(missed its target)**" if missed.get((scenario.name, agent)) else ""
+            lines.append(f"| {agent}{flag} | " + " | ".join(cells) + " |")
+        for agent in experiment.agent_names:
+            if runs := missed.get((scenario.name, agent)):
+                lines += ["", missed_line(agent, runs)]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]

@@ -42,7 +42,8 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One finished run: who, under what seed, its KPIs (``KPIs.as_dict()``), wall time and timeline rows."""
+    """One finished run: who, under what seed, its KPIs (``KPIs.as_dict()``), wall time (the simulation's) and
+    timeline rows; for a planning agent (oracle, static search) its plan record and planning time besides."""
 
     scenario: str
     agent: str
@@ -50,10 +51,17 @@ class RunRecord:
     kpis: dict[str, Any]
     wall_s: float
     timeline: list[dict[str, float]]
+    planning_s: float = 0.0
+    plan: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
         return f"{self.scenario}__{self.agent}__seed{self.seed}"
+
+    @property
+    def plan_met_target(self) -> bool | None:
+        """Whether the planner's checked plan met its own target; None for an agent that does not plan."""
+        return None if self.plan is None else bool(self.plan.get("met_target", True))
 
 
 def run_specs(experiment: Experiment) -> list[RunSpec]:
@@ -68,6 +76,7 @@ def run_specs(experiment: Experiment) -> list[RunSpec]:
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """Load, seed and run one (scenario, agent) pair; a worker's whole job. Returns a plain dict."""
+    from rlscale.policies.base import plan_record
     from rlscale.policies.loader import load_agent
     from rlscale.scenario import load_scenario
     from rlscale.simulation import run_scenario
@@ -78,13 +87,15 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         if spec.duration_s is not None:
             update["duration_s"] = spec.duration_s
         scenario = scenario.model_copy(update=update)
-        result = run_scenario(scenario, autoscaler=load_agent(spec.agent_path, scenario))
+        agent = load_agent(spec.agent_path, scenario)  # no planning progress: one bar per worker would be noise
+        result = run_scenario(scenario, autoscaler=agent)
     except Exception as exc:
         # Re-raised as a plain message that names the run and pickles whatever the original held; the worker's
         # traceback rides along as a note.
         failed = RunFailed(f"{spec.label}: {type(exc).__name__}: {exc}")
         failed.add_note(traceback.format_exc())
         raise failed from None
+    plan = plan_record(agent)
     return {
         "scenario": scenario.name,
         "agent": Path(spec.agent_path).stem,
@@ -92,6 +103,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "kpis": result.kpis.as_dict(),
         "wall_s": result.wall_s,
         "timeline": result.timeline,
+        "planning_s": plan.get("planning_s", 0.0) if plan else 0.0,
+        "plan": plan,
     }
 
 

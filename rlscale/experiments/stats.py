@@ -39,8 +39,14 @@ def result_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str,
     """``results.csv``: the columns (KPI order, then any failure kinds seen) and one row per run.
 
     A failure kind that a run did not see counts 0 there; other columns a run lacks are left empty.
+    ``planning_s`` is a planner's search before the run (0 for the others), apart from the simulation's
+    ``wall_s``; ``plan_met_target`` whether its checked plan met its own target (empty for an agent that does not
+    plan).
     """
-    flats = [flatten_kpis(r.kpis) | {"wall_s": r.wall_s} for r in records]
+    flats = [
+        flatten_kpis(r.kpis) | {"wall_s": r.wall_s, "planning_s": r.planning_s, "plan_met_target": r.plan_met_target}
+        for r in records
+    ]
     columns = list(ID_COLUMNS)
     for flat in flats:
         columns += [c for c in flat if c not in columns]

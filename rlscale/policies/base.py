@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rlscale.hpa.replica_calculator import PodInfo
 from rlscale.metrics.pipeline import MetricsView
@@ -28,3 +28,10 @@ class Autoscaler(Protocol):
     def recommend(self, state: ClusterState) -> int | None:
         """The desired replica count, or None to leave the scale as it is."""
         ...
+
+
+def plan_record(autoscaler: object) -> dict[str, Any] | None:
+    """What a planning autoscaler chose before the run and how long planning took (its optional ``plan_record()``:
+    the oracle, the static search), so the run's results say it; None for a policy that does not plan."""
+    record = getattr(autoscaler, "plan_record", None)
+    return record() if callable(record) else None

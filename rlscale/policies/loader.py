@@ -14,7 +14,7 @@ from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.kpa import KPAConfig, KPAPolicy
 from rlscale.policies.oracle import ClairvoyantOracle, OracleConfig
 from rlscale.policies.saturation import SaturationConfig, SaturationPolicy
-from rlscale.policies.static import StaticConfig, StaticPolicy, cheapest_static_replicas
+from rlscale.policies.static import StaticConfig, StaticPolicy, search_static
 from rlscale.scenario import ScenarioConfig
 from rlscale.specs.catalog import SpecError, read_document, validate
 
@@ -49,39 +49,39 @@ class _LearnedFile(_AgentFile):
     spec: dict[str, Any]  # validated by rlscale.training.policy.LearnedPolicyConfig, imported when needed
 
 
-def _kpa(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+def _kpa(doc: dict, path: Path, scenario: ScenarioConfig | None, progress: bool = False) -> Autoscaler:
     return KPAPolicy(validate(_KPAFile, doc, str(path)).spec)
 
 
-def _saturation(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+def _saturation(doc: dict, path: Path, scenario: ScenarioConfig | None, progress: bool = False) -> Autoscaler:
     return SaturationPolicy(validate(_SaturationFile, doc, str(path)).spec)
 
 
-def _static(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+def _static(doc: dict, path: Path, scenario: ScenarioConfig | None, progress: bool = False) -> Autoscaler:
     spec = validate(_StaticFile, doc, str(path)).spec
     if spec.replicas != "cheapest":
         return StaticPolicy(spec.replicas, spec.sync_period_s)
     if scenario is None:
         raise SpecError(f"{path}: spec.replicas: 'cheapest' searches the scenario's runs; pass the scenario")
-    replicas = cheapest_static_replicas(
-        scenario, spec.seeds, spec.max_replicas, spec.slo_attainment, min_replicas=spec.min_replicas
+    search = search_static(
+        scenario, spec.seeds, spec.max_replicas, spec.slo_attainment, min_replicas=spec.min_replicas, progress=progress
     )
-    if replicas is None:
+    if search.replicas is None:
         raise SpecError(
             f"{path}: spec.replicas: no fixed count in [{spec.min_replicas}, {spec.max_replicas}] reaches "
             f"{spec.slo_attainment} SLO attainment on seeds {spec.seeds} of scenario {scenario.name!r}"
         )
-    return StaticPolicy(replicas, spec.sync_period_s)
+    return StaticPolicy(search.replicas, spec.sync_period_s, plan=search.record())
 
 
-def _oracle(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+def _oracle(doc: dict, path: Path, scenario: ScenarioConfig | None, progress: bool = False) -> Autoscaler:
     spec = validate(_OracleFile, doc, str(path)).spec
     if scenario is None:
         raise SpecError(f"{path}: kind: a ClairvoyantOracle plans a given scenario's future; pass the scenario")
-    return ClairvoyantOracle(scenario, spec)
+    return ClairvoyantOracle(scenario, spec, progress=progress)
 
 
-def _learned(doc: dict, path: Path, scenario: ScenarioConfig | None) -> Autoscaler:
+def _learned(doc: dict, path: Path, scenario: ScenarioConfig | None, progress: bool = False) -> Autoscaler:
     from rlscale.training.policy import LearnedPolicyConfig  # SB3 and torch load only for learned agents
 
     spec = validate(LearnedPolicyConfig, validate(_LearnedFile, doc, str(path)).spec, f"{path}: spec")
@@ -100,14 +100,16 @@ LOADERS = {
 }
 
 
-def load_agent(path: str | Path, scenario: ScenarioConfig | None = None) -> Autoscaler:
+def load_agent(path: str | Path, scenario: ScenarioConfig | None = None, *, progress: bool = False) -> Autoscaler:
     """An agent file: a Kubernetes ``autoscaling/v2`` HorizontalPodAutoscaler manifest, or an rlscale agent.
 
     rlscale agents are ``kind: KnativePodAutoscaler``, ``SaturationAutoscaler``,
     ``StaticReplicas``, ``ClairvoyantOracle`` or ``LearnedPolicy`` (a trained SB3 policy, by MLflow URI or
     path) with a ``spec:`` of the policy's config. ``scenario`` is
     the scenario the agent will run in; agents that plan ahead (the clairvoyant
-    oracle) or search (the best static count) need it.
+    oracle) or search (the best static count) need it; ``progress`` shows their
+    planning on stderr (off by default: inside a comparison's workers it would
+    be noise). A planner's choice is in its ``plan_record()``.
     """
     path = Path(path)
     doc = read_document(path)
@@ -118,7 +120,7 @@ def load_agent(path: str | Path, scenario: ScenarioConfig | None = None) -> Auto
         except HPASpecError as exc:
             raise SpecError(f"{path}: {exc}") from exc
     elif kind in LOADERS:
-        agent = LOADERS[kind](doc, path, scenario)
+        agent = LOADERS[kind](doc, path, scenario, progress)
     else:
         kinds = ", ".join(["HorizontalPodAutoscaler", *LOADERS])
         raise SpecError(f"{path}: kind: expected {kinds}; got {kind!r}")

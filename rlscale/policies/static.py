@@ -8,10 +8,13 @@ meeting the same SLO has gained nothing from scaling.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Literal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tqdm import tqdm
 
 from rlscale.policies.base import ClusterState
 from rlscale.scenario import ScenarioConfig
@@ -42,13 +45,19 @@ class StaticConfig(BaseModel):
 
 
 class StaticPolicy:
-    """Sets ``replicas`` at the first sync, then never changes the scale."""
+    """Sets ``replicas`` at the first sync, then never changes the scale. ``plan``: the search that chose the count
+    (:meth:`StaticSearch.record`), kept so that the run says how it was chosen."""
 
-    def __init__(self, replicas: int, sync_period_s: float = 1.0) -> None:
+    def __init__(self, replicas: int, sync_period_s: float = 1.0, plan: dict[str, Any] | None = None) -> None:
         if replicas < 1:
             raise ValueError(f"replicas must be >= 1, got {replicas}")
         self.replicas, self.sync_period_s = replicas, sync_period_s
+        self.plan = plan
         self._set = False
+
+    def plan_record(self) -> dict[str, Any] | None:
+        """The search's record when the count was searched (``replicas: cheapest``); None for a count given."""
+        return self.plan
 
     def recommend(self, state: ClusterState) -> int | None:
         if self._set:
@@ -65,6 +74,34 @@ def with_fixed_replicas(scenario: ScenarioConfig, replicas: int, seed: int | Non
     return scenario.model_copy(update=update)
 
 
+def seed_attainments(
+    scenario: ScenarioConfig,
+    replicas: int,
+    seeds: Iterable[int],
+    slo_attainment: float = 0.99,
+    on_run: Callable[[], None] | None = None,
+) -> list[float]:
+    """The attainment of each seed's run with ``replicas`` fixed, stopping at the first that misses (the rest
+    cannot make the count pass). ``on_run`` is called after each run (a progress bar's ``update``)."""
+    attained: list[float] = []
+    for seed in seeds:
+        attained.append(run_scenario(with_fixed_replicas(scenario, replicas, seed)).kpis.slo_attainment)
+        if on_run is not None:
+            on_run()
+        if not _passes(attained[-1], slo_attainment):
+            break
+    return attained
+
+
+def _passes(attainment: float, target: float) -> bool:
+    return not math.isnan(attainment) and attainment >= target
+
+
+def _all_pass(attained: list[float], seeds: list[int], target: float) -> bool:
+    """Every seed ran (the runs stop at the first miss) and passed."""
+    return len(attained) == len(seeds) and all(_passes(a, target) for a in attained)
+
+
 def meets_slo(scenario: ScenarioConfig, replicas: int, seeds: Iterable[int], slo_attainment: float = 0.99) -> bool:
     """Whether every seed's run with ``replicas`` fixed reaches the attainment.
 
@@ -72,11 +109,65 @@ def meets_slo(scenario: ScenarioConfig, replicas: int, seeds: Iterable[int], slo
     ``slo_attainment`` (it is over requests that ended); a run where nothing
     ended (NaN) fails.
     """
-    for seed in seeds:
-        attained = run_scenario(with_fixed_replicas(scenario, replicas, seed)).kpis.slo_attainment
-        if math.isnan(attained) or attained < slo_attainment:
-            return False
-    return True
+    seeds = list(seeds)
+    return _all_pass(seed_attainments(scenario, replicas, seeds, slo_attainment), seeds, slo_attainment)
+
+
+@dataclass
+class StaticSearch:
+    """What the search for the cheapest fixed count tried and chose (``replicas`` None: nothing in range passed)."""
+
+    replicas: int | None
+    seeds: list[int]
+    target: float
+    min_replicas: int
+    max_replicas: int
+    tried: list[tuple[int, list[float]]] = field(default_factory=list)  # (count, attainment per seed run)
+    planning_s: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        """The search as JSON-able data, for summary.json and the comparison."""
+        return {
+            "kind": "StaticReplicas",
+            "replicas": self.replicas,
+            "met_target": self.replicas is not None,
+            "target": self.target,
+            "seeds": self.seeds,
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "tried": [{"replicas": n, "attainment": attained} for n, attained in self.tried],
+            "planning_s": self.planning_s,
+        }
+
+
+def search_static(
+    scenario: ScenarioConfig,
+    seeds: Iterable[int],
+    max_replicas: int,
+    slo_attainment: float = 0.99,
+    min_replicas: int = 1,
+    progress: bool = False,
+) -> StaticSearch:
+    """The smallest fixed count in ``[min_replicas, max_replicas]`` whose runs on all ``seeds`` meet the attainment,
+    with every count tried and the search's own time; ``progress`` shows the runs on stderr.
+
+    Searched upward, stopping at the first that passes (attainment is not
+    strictly monotone in the count under random routing, so the first pass is
+    what is returned, not a bisection's guess).
+    """
+    start = time.perf_counter()
+    seeds = list(seeds)
+    search = StaticSearch(None, seeds, slo_attainment, min_replicas, max_replicas)
+    with tqdm(desc="static: simulations run", unit="run", disable=not progress, leave=False) as bar:
+        for replicas in range(min_replicas, max_replicas + 1):
+            bar.set_postfix_str(f"{replicas} replicas")
+            attained = seed_attainments(scenario, replicas, seeds, slo_attainment, on_run=bar.update)
+            search.tried.append((replicas, attained))
+            if _all_pass(attained, seeds, slo_attainment):
+                search.replicas = replicas
+                break
+    search.planning_s = time.perf_counter() - start
+    return search
 
 
 def cheapest_static_replicas(
@@ -86,14 +177,5 @@ def cheapest_static_replicas(
     slo_attainment: float = 0.99,
     min_replicas: int = 1,
 ) -> int | None:
-    """The smallest fixed count in ``[min_replicas, max_replicas]`` whose runs on all ``seeds`` meet the attainment.
-
-    Searched upward, stopping at the first that passes (attainment is not
-    strictly monotone in the count under random routing, so the first pass is
-    what is returned, not a bisection's guess); None if none passes.
-    """
-    seeds = list(seeds)
-    for replicas in range(min_replicas, max_replicas + 1):
-        if meets_slo(scenario, replicas, seeds, slo_attainment):
-            return replicas
-    return None
+    """The count :func:`search_static` chooses; None if none in range passes."""
+    return search_static(scenario, seeds, max_replicas, slo_attainment, min_replicas).replicas

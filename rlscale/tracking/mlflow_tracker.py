@@ -29,6 +29,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # embedded: a file in the working 
 METRIC_KEYS = {
     "duration_s": "sim/duration_s",
     "wall_s": "sim/wall_s",
+    "planning_s": "sim/planning_s",
+    "plan_met_target": "plan/met_target",
     "arrived": "requests/arrived",
     "completed": "requests/completed",
     "failed": "requests/failed",
@@ -99,10 +101,13 @@ def metric_key(column: str) -> str:
     return f"kpi/{column}"
 
 
-def run_metrics(kpis: dict[str, Any], wall_s: float) -> dict[str, float]:
-    """A run's KPIs (``KPIs.as_dict()``) and wall time as MLflow metrics; NaN stays NaN (MLflow stores it),
-    a KPI that does not apply (None, e.g. no e2e objective) is not logged."""
-    flat = flatten_kpis(kpis) | {"wall_s": wall_s}
+def run_metrics(
+    kpis: dict[str, Any], wall_s: float, planning_s: float = 0.0, plan_met_target: bool | None = None
+) -> dict[str, float]:
+    """A run's KPIs (``KPIs.as_dict()``), wall time and planning time as MLflow metrics, and for a planner whether
+    its plan met its own target (1/0); NaN stays NaN (MLflow stores it), a KPI that does not apply (None, e.g. no e2e
+    objective, or no plan) is not logged."""
+    flat = flatten_kpis(kpis) | {"wall_s": wall_s, "planning_s": planning_s, "plan_met_target": plan_met_target}
     return {metric_key(c): float(v) for c, v in flat.items() if v is not None}
 
 
@@ -229,7 +234,8 @@ def _track(comparison: Comparison, tracking_uri: str) -> str:
                 "agent_file": str(agent_files[record.agent]),
                 **scenario_params(scenarios[record.scenario]),
             }
-            _log(client, child, params, run_metrics(record.kpis, record.wall_s))
+            metrics = run_metrics(record.kpis, record.wall_s, record.planning_s, record.plan_met_target)
+            _log(client, child, params, metrics)
             if record.label in comparison.timelines:
                 client.log_artifact(child, str(comparison.timelines[record.label]), artifact_path="timeline")
             client.set_terminated(child, RunStatus.to_string(RunStatus.FINISHED))
