@@ -74,7 +74,7 @@ class Timeline:
             "truncated": self._truncated,
             "ooms": crashes - self._crashes_seen,
             "gateway_queue": len(fleet.gateway),
-            "prefill_backlog": sum(len(p.prefill_backlog) for p in pods),
+            "prefill_backlog": sum(p.prefill_backlog_size for p in pods),
             "slots_used": float(np.mean([p.active_slots / p.slots for p in pods])) if pods else float("nan"),
             "hbm_used_frac": float(np.mean([p.hbm_used_bytes() / p.hbm.total_bytes for p in pods]))
             if pods

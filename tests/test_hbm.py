@@ -52,7 +52,7 @@ def test_paged_hbm_grows_with_tokens_held(harness):
     h.submit_at(0.0, 300, 1000)
     sm = h.pod.step_model
     a, b = sm.decode_affine(1)
-    t_100_steps = (sm.prefill_ms(512) + sum(a + b * (301 + j) for j in range(100))) * 1e-3
+    t_100_steps = (sm.prefill_ms(512) + sm.insert_ms(512) + sum(a + b * (301 + j) for j in range(100))) * 1e-3
     h.run(t_100_steps + 1e-9)
     assert h.pod.kv_pages() == math.ceil((300 + 100) / 64)  # prompt + tokens generated so far
     assert h.pod.hbm_used_bytes() == pytest.approx(idle + math.ceil(400 / 64) * 64 * BPT)
@@ -70,11 +70,13 @@ def test_paged_oom_crashes_fails_in_flight_and_restarts_with_backoff(harness):
     assert h.pod.hbm.free_pages(0) == 20
     sm = h.pod.step_model
     (a1, b1), (a2, b2) = sm.decode_affine(1), sm.decode_affine(2)
-    # Both prefill, then decode together for the short one's 9 steps, then the long one alone.
+    # Both prefill and are inserted, then decode together for the short one's 9 steps, then the long one alone.
     # Running step j needs ceil((1001 + j) / 64) pages for the long one: step 280 would need a 21st.
     crash_ms = (
         sm.prefill_ms(1024)
+        + sm.insert_ms(1024)
         + sm.prefill_ms(128)
+        + sm.insert_ms(128)
         + sum(a2 + b2 * ((1001 + j) + (101 + j)) for j in range(9))
         + sum(a1 + b1 * (1001 + j) for j in range(9, 280))
     )
@@ -100,7 +102,7 @@ def test_crash_backoff_doubles(harness):
     h = tight_paged(harness, free_pages=20, restart_s=0.0)
     sm = h.pod.step_model
     a, b = sm.decode_affine(1)
-    to_crash = (sm.prefill_ms(1024) + sum(a + b * (1001 + j) for j in range(280))) * 1e-3
+    to_crash = (sm.prefill_ms(1024) + sm.insert_ms(1024) + sum(a + b * (1001 + j) for j in range(280))) * 1e-3
     h.submit_at(0.0, 1000, 1000)  # crashes at to_crash; back-off 10 s
     h.submit_at(to_crash + 11.0, 1000, 1000)  # served again, crashes again; back-off now 20 s
     second_crash = 2 * to_crash + 11.0

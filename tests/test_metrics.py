@@ -94,8 +94,8 @@ def test_device_plugin_gauges_per_chip(loaded_pod):
 
 def test_duty_cycle_is_busy_percent_of_the_last_window(harness):
     h = harness()
-    p = h.pod.step_model.prefill_ms(128) * 1e-3
-    h.submit_at(12.0, 100, 1)  # one prefill, nothing else, inside the 10-20 s window
+    p = (h.pod.step_model.prefill_ms(128) + h.pod.step_model.insert_ms(128)) * 1e-3
+    h.submit_at(12.0, 100, 1)  # one prefill and its insert, nothing else, inside the 10-20 s window
     h.run(19.0)
     assert set(device_samples(h.pod, "duty_cycle")) == {0.0}  # the 10-20 s window is not sampled yet
     h.run(21.0)

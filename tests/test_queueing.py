@@ -1,7 +1,8 @@
 """Queueing theory: with decode removed and a fixed prompt, the prefill stage is an M/D/1 queue.
 
-One-token answers complete at insert (no decode step), every prompt pads to
-the same bucket, so service is deterministic: s = prefill_ms(256). With
+One-token answers take no decode step, every prompt pads to the same bucket,
+so the device's service is deterministic: s = prefill_ms(256) + insert_ms(256)
+(the server still inserts the result before it is done with it). With
 Poisson arrivals at rate λ = ρ/s, Pollaczek–Khinchine gives the mean wait in
 the prefill backlog Wq = ρ·s / (2(1−ρ)) and the mean backlog Lq = ρ²/(2(1−ρ)).
 """
@@ -23,7 +24,7 @@ N_REQUESTS = 120_000
 def md1_run():
     env = simpy.Environment()
     pod = JetStreamPod(env, "md1")
-    service_s = pod.step_model.prefill_ms(256) / 1e3
+    service_s = (pod.step_model.prefill_ms(256) + pod.step_model.insert_ms(256)) / 1e3
     rate = RHO / service_s
     arrival_rng, sample_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(7).spawn(2))
     requests: list[Request] = []
@@ -66,5 +67,5 @@ def test_backlog_gauge_matches_md1_and_littles_law(md1_run):
 
 def test_server_busy_fraction_is_rho(md1_run):
     _, _, horizon, requests, _ = md1_run
-    busy = sum(r.first_token_s - r.prefill_start_s for r in requests if r.state is RequestState.COMPLETED)
+    busy = sum(r.insert_s - r.prefill_start_s for r in requests if r.state is RequestState.COMPLETED)  # + insert
     assert busy / horizon == pytest.approx(RHO, rel=0.02)

@@ -3,8 +3,14 @@
 The data ship with the package (``rlscale/specs/calibration``): the measured
 H100/H200 profile from ``shared/data/gpu_profile`` and the published
 JetStream v5e-8 figures. Which parameters each fit may move is data too
-(``sets.yaml``). Fits minimise squared log error, so every point weighs by
-its relative error whatever its size.
+(``sets.yaml``), and so is how each set's prefills were launched (eager or
+compiled), which goes into the fitted entry and the report: the per-layer
+prefill overhead means a different thing under each. The step model is the
+one the data ran, not a deployment's: points are priced as fitted, with no
+launch adjustment (:meth:`RooflineStepModel.for_deployment` makes that).
+Published MaxText decode points are priced at batch = all slots, as the pod
+prices a preallocated step. Fits minimise squared log error, so every point
+weighs by its relative error whatever its size.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from scipy.optimize import least_squares
 
 from rlscale.serving.step_time import RooflineStepModel
 from rlscale.specs.catalog import hardware_catalog, load_model, validate
-from rlscale.specs.hardware import HardwareSpec, StepModelParams
+from rlscale.specs.hardware import HardwareSpec, PrefillLaunch, StepModelParams
 
 _DATA = resources.files("rlscale.specs").joinpath("calibration")
 _BOUNDS = {"overhead": (0.0, 5.0), "efficiency": (0.01, 1.5)}
@@ -100,7 +106,8 @@ def published_points(doc: dict[str, Any]) -> list[StepPoint]:
     for d in doc["decode"]:
         kv = d["slots"] * d["max_target_length"]
         label = f"b={d['batch']} slots={d['slots']}x{d['max_target_length']}"
-        points.append(StepPoint(model, "decode", float(d["ms"]), d["batch"], kv, label=label))
+        # a preallocated MaxText step computes (and reads) every slot whatever the active batch
+        points.append(StepPoint(model, "decode", float(d["ms"]), d["slots"], kv, label=label))
     return points
 
 
@@ -141,7 +148,8 @@ def fit_set(name: str) -> CalibrationResult:
     source = f"rlscale calibrate: {name} on {len(points)} points"
 
     def params_of(x: np.ndarray) -> StepModelParams:
-        return StepModelParams(**{**base, **dict(zip(free, x.tolist(), strict=True))}, calibrated_on=source)
+        fitted = dict(zip(free, x.tolist(), strict=True))
+        return StepModelParams(**{**base, **fitted}, prefill_launch=spec["prefill_launch"], calibrated_on=source)
 
     def residuals(x: np.ndarray) -> np.ndarray:
         hw = hardware_with(spec["hardware"], params_of(x))
@@ -187,14 +195,22 @@ def throughput_checks(hardware: HardwareSpec) -> list[ThroughputCheck]:
 def fitted_yaml(results: list[CalibrationResult]) -> str:
     """The text of catalog/fitted.yaml for these fits."""
     header = "# Written by `rlscale calibrate --write`; edit the data, not this file.\n"
-    body = {r.name: r.params.model_dump() for r in results}
+    body = {r.name: r.params.model_dump(mode="json") for r in results}
     return header + yaml.safe_dump(body, sort_keys=False)
 
 
 def report_lines(result: CalibrationResult) -> list[str]:
     """A per-point fit-error table for one calibration set."""
+    launch = result.params.prefill_launch
+    deployed = (
+        "a compiled deployment (pod.prefill_launch, the default) pays decode_overhead_ms_per_layer instead"
+        if launch is PrefillLaunch.EAGER
+        else "as a compiled deployment (pod.prefill_launch, the default) pays it"
+    )
     lines = [
         f"## {result.name} (host {result.hardware})",
+        f"prefill points measured under {launch} launch: prefill_overhead_ms_per_layer is the {launch} one; "
+        + deployed,
         "phase    point                        measured_ms  predicted_ms  error",
     ]
     for f in result.fits:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlscale.serving.buckets import DEFAULT_PREFILL_BUCKETS
+from rlscale.specs.hardware import PrefillLaunch
 
 
 class KVMode(StrEnum):
@@ -47,9 +48,45 @@ class PodConfig(BaseModel):
     hbm_workspace_fraction: float = Field(
         0.05, ge=0, lt=1, description="HBM kept for activations and XLA buffers, fraction of total."
     )
-    insert_ms: float = Field(0.0, ge=0, description="Device time to insert a prefill result into a slot, ms.")
+    insert_ms: float | None = Field(
+        None,
+        ge=0,
+        description="Device time to insert a prefill result into its slot, ms, as a fixed override; None (default): "
+        "priced per bucket by the step-time model (the padded bucket's KV bytes read and written at the achieved HBM "
+        "bandwidth, plus insert_overhead_ms). 0 is a free insert, the default before the insert was modelled.",
+    )
+    insert_overhead_ms: float = Field(
+        0.8,
+        ge=0,
+        description="Fixed cost of one modelled insert (dispatching the compiled insert, the generate thread's "
+        "bookkeeping), ms. 0.8: a real interleaved JetStream-like server on an H200 (Llama-2-7B, 1024-token prefill) "
+        "spent ~1 ms per insert; its KV copy adds 0.24 ms at the 1024 bucket and 0.19 ms on average over azure-conv "
+        "prompts (60% pad to 1024), so inserts average 0.99 ms.",
+    )
     transfer_backlog_capacity: int = Field(1, gt=0, description="Interleaved mode: 1 (orchestrator.py).")
     generate_backlog_capacity: int = Field(1, gt=0, description="Interleaved mode: 1 (orchestrator.py).")
+    max_held_prefills: int | None = Field(
+        None,
+        ge=1,
+        description="Prefilled requests held while every slot is busy before the prefill thread stalls; None "
+        "(default): transfer_backlog_capacity + generate_backlog_capacity + 1 (the one the prefill thread holds in "
+        "its blocked put), 3 with the defaults. A real interleaved server on an H200 held at most 2: set it directly, "
+        "as JetStream's queue sizes are configuration.",
+    )
+    prefill_launch: PrefillLaunch = Field(
+        PrefillLaunch.COMPILED,
+        description="How this deployment launches prefill: compiled (default; JetStream AOT-compiles every prefill "
+        "bucket at start-up) or eager. Where the hardware's fit was calibrated otherwise (StepModelParams."
+        "prefill_launch), a compiled deployment on an eager fit (the shipped H100/H200) pays the fitted decode "
+        "per-layer overhead, measured under CUDA graphs (a short Llama-2-7B prefill on an H200: ~5 ms, not ~8 ms); "
+        "an eager deployment on a compiled fit has no eager measurement to use and keeps the fitted value.",
+    )
+    prefill_overhead_ms_per_layer: float | None = Field(
+        None,
+        ge=0,
+        description="Fixed per-layer overhead of one prefill, ms, as an explicit override (e.g. measured on your own "
+        "deployment); None (default): from the hardware's fitted step model and prefill_launch.",
+    )
     restart_s: float = Field(
         60.0, ge=0, description="After an OOM crash: container start + weight load + warm-up, s (after back-off)."
     )
@@ -73,5 +110,8 @@ class PodConfig(BaseModel):
 
     @property
     def held_prefill_capacity(self) -> int:
-        """Prefilled requests waiting for a slot: both backlogs plus the one the prefill thread holds."""
+        """Prefilled requests that can wait for a slot: ``max_held_prefills`` if set, else both backlogs plus the one
+        the prefill thread holds."""
+        if self.max_held_prefills is not None:
+            return self.max_held_prefills
         return self.transfer_backlog_capacity + self.generate_backlog_capacity + 1

@@ -211,13 +211,13 @@ class PodMetrics:
         """The server's gauges now, by name."""
         pod = self.pod
         slots_used = pod.active_slots / pod.slots
-        transfer, generate = pod.transfer_backlog_size, pod.generate_backlog_size
+        transfer, generate, prefill = pod.transfer_backlog_size, pod.generate_backlog_size, pod.prefill_backlog_size
         return {
-            "jetstream_prefill_backlog_size": len(pod.prefill_backlog),
+            "jetstream_prefill_backlog_size": prefill,
             "jetstream_transfer_backlog_size": transfer,
             "jetstream_generate_backlog_size": generate,
             "jetstream_slots_used_percentage": slots_used,
-            "num_requests_waiting": len(pod.prefill_backlog) + transfer + generate,
+            "num_requests_waiting": prefill + transfer + generate,
             "kv_cache_utilization_perc": 100.0 * slots_used,
         }
 

@@ -8,11 +8,17 @@ Pipeline (``jetstream/core/orchestrator.py``, interleaved mode):
   first token goes back to the client when the prefill ends;
 * prefill results then wait in the transfer and generate backlogs (capacity 1
   each, blocking puts), so with every slot busy at most
-  ``held_prefill_capacity`` (3) prefilled requests wait and the prefill
-  thread stalls;
+  ``held_prefill_capacity`` prefilled requests wait and the prefill thread
+  stalls: 3 (both backlogs and the prefill thread's blocked put) unless
+  ``max_held_prefills`` sets it (a real interleaved server held 2);
+* a held result enters a free slot by an insert, a device operation priced by
+  the step-time model (its padded bucket's KV copied, plus a fixed cost) or
+  fixed by ``insert_ms``;
 * ``slots`` decode slots with continuous batching. The generate thread does
   not step while a slot is free and prefill work is pending (interleaved
-  priority); otherwise each decode step advances every active slot by one.
+  priority); otherwise each decode step advances every active slot by one. A
+  preallocated cache's step is priced over every slot, active or not (MaxText
+  computes and reads them all); a paged one over the active batch.
 
 One device serialises everything, so the engine is a state machine on the
 simpy clock: one device operation at a time (prefill, insert, a run of decode
@@ -21,7 +27,13 @@ steps, a restart), each ended by a simpy event whose callback picks the next
 the cost per event low. Decode is advanced analytically: between events the
 batch is constant and step time is affine in the KV tokens read, so the time
 of k steps has a closed form (:class:`DecodeSegment`) and the simulation costs
-O(events) = O(requests), never O(tokens).
+O(events) = O(requests), never O(tokens). Inserts take no event of their own
+(one per request would cost ~20% more events): they happen at once and the
+device owes their time, which delays the start of the operation that follows,
+so every timing is as if each were an event, and the gauges read a running
+insert's result as held (:meth:`JetStreamPod._inserts_running`). Only a
+one-token answer, done once inserted, is reported done when its insert begins
+(its ``finish_s`` is the insert's end).
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, partial
@@ -73,6 +85,8 @@ class DecodeSegment:
 
     def steps_within(self, elapsed_s: float) -> int:
         """Whole steps finished within ``elapsed_s`` (inverse of :meth:`duration_s`)."""
+        if elapsed_s <= 0:  # a run that has not begun (inserts owed before it)
+            return 0
         t_ms = elapsed_s / MS
         lin, quad = self.a_ms + self.b_ms * self.kv0 - self.b_ms * self.dkv / 2, self.b_ms * self.dkv / 2
         k = t_ms / lin if quad <= 0 else (-lin + math.sqrt(lin * lin + 4 * quad * t_ms)) / (2 * quad)
@@ -134,12 +148,14 @@ class JetStreamPod:
         self.config = config or PodConfig()
         self.model = model or load_model(self.config.model)
         self.hardware = hardware or load_hardware(self.config.hardware)
-        self.step_model = step_model or RooflineStepModel(self.model, self.hardware)
+        self.step_model = step_model or RooflineStepModel.for_deployment(self.model, self.hardware, self.config)
         self.slots = self.config.per_device_batch_size * self.hardware.chips_per_host
         self.hbm = HBMBudget.for_pod(self.config, self.model, self.hardware, self.slots)
         # step times are pure functions of (batch) and (bucket): price each once
         self._decode_affine = [(0.0, 0.0)] + [self.step_model.decode_affine(b) for b in range(1, self.slots + 1)]
         self._prefill_s = cache(lambda tokens: self.step_model.prefill_ms(tokens) * MS)
+        self._insert_s = cache(self._price_insert)
+        self._held_capacity = self.config.held_prefill_capacity
         self.on_done = on_done
         self.on_status = on_status  # told when the server goes down (crash, kill) or comes back
         self.status = PodStatus.RUNNING
@@ -155,6 +171,8 @@ class JetStreamPod:
         self._busy_since: float | None = None
         self._busy: Busy | None = None  # the device operation in progress
         self._op = 0  # token of the pending operation's end event; bumping it cancels that event
+        self._owed_s = 0.0  # device time of inserts done at once: the next operation starts after it
+        self._inserting: list[Request] = []  # the latest inserts done at once, in order; the gauges' view of them
         self._segment: _Segment | None = None
         self._buckets = prefill_buckets(self.config.max_prefill_predict_length)
         self._call_later = env.call_later if isinstance(env, Clock) else partial(call_later, env)
@@ -187,9 +205,25 @@ class JetStreamPod:
         elif self._busy is Busy.DECODE and not self._segment.cut and self._prefill_ready():
             self._cut_decode()
 
+    def in_flight_requests(self) -> Iterator[Request]:
+        """The requests this server holds now: backlog, the prefill running, held results, decode slots."""
+        yield from self.prefill_backlog
+        if self.prefilling is not None:
+            yield self.prefilling
+        yield from self.held
+        yield from (slot.request for slot in self._active)
+
     @property
     def active_slots(self) -> int:
-        return len(self._active)
+        """Slots decoding now; one whose insert still runs is not yet."""
+        return len(self._active) - len(self._inserts_running())
+
+    @property
+    def prefill_backlog_size(self) -> int:
+        """Prompts waiting for prefill now, the next one included while the inserts before its prefill run."""
+        return len(self.prefill_backlog) + (
+            self.prefilling is not None and self.prefilling.prefill_start_s > self.env.now
+        )
 
     @property
     def in_flight(self) -> int:
@@ -197,12 +231,12 @@ class JetStreamPod:
 
     @property
     def generate_backlog_size(self) -> int:
-        return min(len(self.held), self.config.generate_backlog_capacity)
+        return min(self._held_now(), self.config.generate_backlog_capacity)
 
     @property
     def transfer_backlog_size(self) -> int:
         return min(
-            max(len(self.held) - self.config.generate_backlog_capacity, 0), self.config.transfer_backlog_capacity
+            max(self._held_now() - self.config.generate_backlog_capacity, 0), self.config.transfer_backlog_capacity
         )
 
     def busy_seconds(self) -> float:
@@ -225,14 +259,30 @@ class JetStreamPod:
         return sum(-(-(s.request.prefill_tokens + steps - s.insert_step) // page) for s in self._active)
 
     def hbm_used_bytes(self) -> float:
-        return self.hbm.used_bytes(self.kv_pages(), self._held_tokens)
+        """HBM in use now: a result whose insert still runs is held, not paged; a prefill not begun holds nothing."""
+        pages, held_tokens = self.kv_pages(), self._held_tokens
+        if running := self._inserts_running():
+            held_tokens += sum(r.padded_tokens for r in running)
+            if self.config.kv_mode is KVMode.PAGED:
+                pages -= sum(-(-r.prefill_tokens // self.config.kv_page_tokens) for r in running)
+        if self.prefilling is not None and self.prefilling.prefill_start_s > self.env.now:
+            held_tokens -= self.prefilling.padded_tokens
+        return self.hbm.used_bytes(pages, held_tokens)
+
+    def _inserts_running(self) -> list[Request]:
+        """Requests put in a slot at once (:meth:`_insert`) whose insert still runs on the device's clock."""
+        now = self.env.now
+        return [r for r in self._inserting if r.insert_s > now]
+
+    def _held_now(self) -> int:
+        return len(self.held) + len(self._inserts_running())
 
     # ---- the engine -----------------------------------------------------------
     def _prefill_ready(self) -> bool:
         """The prefill thread can start: work queued and its put will not block for long."""
         if not self.prefill_backlog:
             return False
-        return len(self._active) < self.slots or len(self.held) < self.config.held_prefill_capacity
+        return len(self._active) < self.slots or len(self.held) < self._held_capacity
 
     def kill(self, reason: str) -> None:
         """SIGKILL: the server process ends and every request it still holds fails."""
@@ -249,26 +299,40 @@ class JetStreamPod:
 
     def _stop_device(self) -> None:
         self._op += 1
-        self._busy, self._segment = None, None
+        self._busy, self._segment, self._owed_s = None, None, 0.0
         self._set_busy(False)
 
     def _kick(self) -> None:
         """The device is free: take the next operation in the orchestrator's priority order."""
         while self.status is PodStatus.RUNNING and self._busy is None:
             if self.held and len(self._active) < self.slots:
-                if self.config.insert_ms:
-                    self._busy = Busy.INSERT
-                    self._set_busy(True)
-                    self._after(self.config.insert_ms * MS, self._insert)
-                    return
                 self._insert()
             elif self._prefill_ready():
                 self._start_prefill()
             elif self._active:
                 self._start_decode()
+            elif self._owed_s:
+                self._begin(Busy.INSERT, 0.0, self._device_free)  # only one-token answers were inserted
             else:
                 self._set_busy(False)  # idle until submit()
                 return
+
+    def _begin(self, busy: Busy, duration_s: float, then: Callable[[], None]) -> float:
+        """Start a device operation once the inserts owed are done; ``then`` ends it. Returns its start time."""
+        owed, self._owed_s = self._owed_s, 0.0
+        self._busy = busy
+        self._set_busy(True)
+        self._after(owed + duration_s, then)
+        return self.env.now + owed
+
+    def _device_free(self) -> None:
+        self._busy = None
+        self._kick()
+
+    def _price_insert(self, padded_tokens: int) -> float:
+        """One insert's device time, s: ``insert_ms`` when the configuration fixes it, else the step model's."""
+        fixed_ms = self.config.insert_ms
+        return (self.step_model.insert_ms(padded_tokens) if fixed_ms is None else fixed_ms) * MS
 
     def _set_busy(self, busy: bool) -> None:
         if busy and self._busy_since is None:
@@ -278,34 +342,39 @@ class JetStreamPod:
             self._busy_since = None
 
     def _insert(self) -> None:
-        self._busy = None
+        """Put the oldest held result into a free slot at once; the device owes the insert's time, which delays the
+        next operation (:meth:`_begin`): the timings of an insert event without its cost per request."""
         request = self.held.popleft()
         self._held_tokens -= request.padded_tokens
-        request.insert_s = self.env.now
+        self._owed_s += self._insert_s(request.padded_tokens)
+        request.insert_s = self.env.now + self._owed_s
         self.metrics.on_insert(request)
-        if request.target_tokens <= 1:  # the prefill's token was the whole answer
+        if request.target_tokens <= 1:  # the prefill's token was the whole answer: done once inserted (told now)
+            request.finish_s = request.insert_s
             self._complete(request)
         else:
+            if self._inserting and self._inserting[-1].insert_s <= self.env.now:
+                self._inserting.clear()  # the previous run of inserts is over
+            self._inserting.append(request)
             request.state = RequestState.DECODING
             heapq.heappush(
                 self._active, _Slot(self._steps + request.target_tokens - 1, request.id, self._steps, request)
             )
             self._kv_offset += request.prefill_tokens + 1 - self._steps
-        self._kick()
 
     def _start_prefill(self) -> None:
         request = self.prefill_backlog[0]
         if self.hbm.used_bytes(self.kv_pages(), self._held_tokens + request.padded_tokens) > self.hbm.total_bytes:
-            self._crash()
+            if self._owed_s:  # the allocation fails once the inserts owed are done
+                self._begin(Busy.INSERT, 0.0, self._crash)
+            else:
+                self._crash()
             return
         self.prefill_backlog.popleft()
-        self._busy = Busy.PREFILL
-        self._set_busy(True)
         request.state = RequestState.PREFILLING
-        request.prefill_start_s = self.env.now
+        request.prefill_start_s = self._begin(Busy.PREFILL, self._prefill_s(request.padded_tokens), self._prefill_done)
         self.prefilling = request
         self._held_tokens += request.padded_tokens
-        self._after(self._prefill_s(request.padded_tokens), self._prefill_done)
 
     def _prefill_done(self) -> None:
         request, self.prefilling, self._busy = self.prefilling, None, None
@@ -316,10 +385,13 @@ class JetStreamPod:
         self._kick()
 
     def _decode_segment(self) -> DecodeSegment:
+        """The next steps' pricing: a preallocated cache's step computes and reads every slot, active or not (MaxText
+        steps the whole decode state), so it is priced at batch = slots; a paged one at the active batch."""
         batch = len(self._active)
-        a, b = self._decode_affine[batch]
         if self.config.kv_mode is KVMode.PREALLOCATED:
+            a, b = self._decode_affine[self.slots]
             return DecodeSegment(a, b, float(self.slots * self.config.max_target_length), 0.0)
+        a, b = self._decode_affine[batch]
         return DecodeSegment(a, b, float(self._kv_offset + batch * self._steps), float(batch))
 
     def _steps_until_oom(self, horizon: int) -> int | None:
@@ -350,15 +422,16 @@ class JetStreamPod:
         to_finish = self._active[0].finish_step - self._steps
         oom_step = self._steps_until_oom(to_finish)
         steps = to_finish if oom_step is None else oom_step
-        self._busy = Busy.DECODE
-        self._set_busy(True)
-        self._segment = _Segment(self.env.now, self._steps, decode, steps, oom_step)
-        self._after(decode.duration_s(steps), self._decode_done)
+        start_s = self._begin(Busy.DECODE, decode.duration_s(steps), self._decode_done)
+        self._segment = _Segment(start_s, self._steps, decode, steps, oom_step)
 
     def _cut_decode(self) -> None:
         """Prefill work arrived: stop after the step now running (JetStream checks between steps)."""
         seg = self._segment
-        done = min(seg.decode.steps_within(self.env.now - seg.start_s) + 1, seg.steps)
+        if self.env.now < seg.start_s:  # still inserting: no step has begun, so none runs
+            done = 0
+        else:
+            done = min(seg.decode.steps_within(self.env.now - seg.start_s) + 1, seg.steps)
         if done == seg.steps:
             return  # the run ends at that step anyway
         self._op += 1  # cancel the planned end
@@ -408,6 +481,7 @@ class JetStreamPod:
         self.prefill_backlog.clear()
         self.held.clear()
         self._active.clear()
+        self._inserting.clear()
         self.prefilling = None
         self._kv_offset = self._held_tokens = 0
         for request in victims:

@@ -11,6 +11,11 @@ against FLOPs over peak — per part of the step, then summed:
 
     t = L·o_p + smax(W / (β·e_m), 2·P·n / (Φ·e_pm)) + a·n(n+1)/2 / (Φ·e_a)
 
+* insert of a prefill result of ``n`` (padded) tokens into its decode slot,
+  a copy of its KV cache (read once, written once) plus a fixed cost::
+
+    t = o_i + 2·n·κ / (β·e_m)
+
 with ``W`` weight bytes read per step, ``P`` matmul parameters per token, ``κ``
 KV bytes per token, ``a`` attention FLOPs per (query, key) pair, ``L`` layers,
 ``β``/``Φ`` the host's HBM bandwidth and peak FLOP/s, and ``smax`` the smooth
@@ -18,16 +23,31 @@ maximum ``(x^p + y^p)^(1/p)``. Only the efficiencies ``e`` and per-layer
 overheads ``o`` are fitted (``rlscale calibrate``); every shape-dependent term
 comes from the model spec, which is what lets one calibration predict other
 models. Decode time is affine in ``K`` for a fixed batch, which is what makes
-the pod simulator's closed-form decode possible (:meth:`decode_affine`).
+the pod simulator's closed-form decode possible (:meth:`decode_affine`); which
+batch a step is priced at is the pod's business (a preallocated MaxText step
+computes every slot, active or not).
+
+Two terms belong to a deployment rather than to the chip
+(:meth:`RooflineStepModel.for_deployment`): the insert's fixed cost ``o_i``,
+and ``o_p``, which depends on how prefill is launched. The fitted ``o_p`` is
+the one of the calibration data's launch (``StepModelParams.prefill_launch``):
+eager on the shipped H100/H200 profile, compiled on JetStream's v5e figures.
+A compiled deployment (JetStream AOT-compiles every bucket) on an eager fit
+pays the fitted decode overhead ``o_d`` instead, decode having been measured
+compiled (CUDA graphs): on an H200 a 64-token Llama-2-7B prefill then costs
+~4.9 ms rather than ~8.1 ms.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rlscale.specs.hardware import HardwareSpec
+from rlscale.specs.hardware import HardwareSpec, PrefillLaunch, StepModelParams
 from rlscale.specs.model import ModelSpec
+
+if TYPE_CHECKING:
+    from rlscale.serving.config import PodConfig
 
 MS_PER_S = 1e3
 
@@ -43,6 +63,23 @@ class StepTimeModel(Protocol):
 
     def prefill_ms(self, tokens: int) -> float: ...
 
+    def insert_ms(self, tokens: int) -> float:
+        """Device time to insert a prefill result of ``tokens`` (padded) tokens into its decode slot."""
+        ...
+
+
+def prefill_overhead_ms_per_layer(fit: StepModelParams, launch: PrefillLaunch) -> float:
+    """The per-layer fixed cost of a prefill launched ``launch`` on a chip fitted as ``fit``.
+
+    A compiled prefill on an eager fit pays what a compiled decode step pays per layer (the fitted decode
+    overhead, measured under CUDA graphs): the eager figure is mostly kernel launches that compilation removes.
+    Otherwise the fitted value: measured so when the launches match, and the only figure there is for an eager
+    deployment on a compiled fit.
+    """
+    if launch is PrefillLaunch.COMPILED and fit.prefill_launch is PrefillLaunch.EAGER:
+        return fit.decode_overhead_ms_per_layer
+    return fit.prefill_overhead_ms_per_layer
+
 
 def smooth_max(x: float, y: float, p: float) -> float:
     """A differentiable max: within 2^(1/p) of max(x, y), exact when one term is 0."""
@@ -54,10 +91,24 @@ def smooth_max(x: float, y: float, p: float) -> float:
 
 @dataclass(frozen=True)
 class RooflineStepModel:
-    """The roofline model above for one (model, hardware) pair."""
+    """The roofline model above for one (model, hardware) pair.
+
+    Built directly it prices steps as the hardware was calibrated (what calibration needs); a pod builds it
+    with :meth:`for_deployment`, which sets the deployment's prefill overhead and insert cost.
+    """
 
     model: ModelSpec
     hardware: HardwareSpec
+    prefill_overhead_ms_per_layer: float | None = None  # o_p, ms; None: the fitted value as calibrated
+    insert_overhead_ms: float = 0.0  # o_i, ms
+
+    @classmethod
+    def for_deployment(cls, model: ModelSpec, hardware: HardwareSpec, config: PodConfig) -> RooflineStepModel:
+        """The step model of a pod with ``config``: its prefill launch (or explicit overhead) and insert cost."""
+        overhead = config.prefill_overhead_ms_per_layer
+        if overhead is None:
+            overhead = prefill_overhead_ms_per_layer(hardware.step_model, config.prefill_launch)
+        return cls(model, hardware, overhead, config.insert_overhead_ms)
 
     def _terms(self) -> tuple[float, float, float]:
         hw, fit = self.hardware, self.hardware.step_model
@@ -103,7 +154,17 @@ class RooflineStepModel:
         )
         pairs = tokens * (tokens + 1) / 2
         attention_ms = m.attention_flops_per_token_pair * pairs * flop_ms / fit.attention_efficiency
-        return m.num_hidden_layers * fit.prefill_overhead_ms_per_layer + matmul_ms + attention_ms
+        overhead = self.prefill_overhead_ms_per_layer
+        if overhead is None:
+            overhead = fit.prefill_overhead_ms_per_layer
+        return m.num_hidden_layers * overhead + matmul_ms + attention_ms
+
+    def insert_ms(self, tokens: int) -> float:
+        """Copy one prefill result's KV (its padded bucket) into a decode slot: read and written once over HBM."""
+        if tokens < 1:
+            raise ValueError(f"tokens must be >= 1, got {tokens}")
+        byte_ms, _, _ = self._terms()
+        return self.insert_overhead_ms + 2.0 * tokens * self.model.kv_bytes_per_token * byte_ms
 
     def decode_bound(self, batch: int, kv_tokens: int) -> str:
         """Which ceiling dominates a decode step: 'memory' or 'compute'."""

@@ -3,12 +3,24 @@
 Published figures (FLOP/s, HBM bytes and bandwidth) are per chip; a host is a
 chip type times ``chips_per_host``, sharded tensor-parallel, so a pod's
 ceilings are the per-chip ones multiplied by the chip count. The
-``step_model`` block holds what calibration fitted (``rlscale calibrate``).
+``step_model`` block holds what calibration fitted (``rlscale calibrate``),
+including how the prefills it was fitted on were launched: a per-layer fixed
+overhead measured on eager prefill (the shipped GPU profile) is not what a
+compiled prefill (JetStream's AOT-compiled buckets) pays.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class PrefillLaunch(StrEnum):
+    """How a prefill reaches the device, which sets its fixed per-layer overhead."""
+
+    EAGER = "eager"  # kernel by kernel from the host (e.g. PyTorch without a CUDA graph)
+    COMPILED = "compiled"  # one compiled program or captured graph per bucket (JetStream AOT-compiles every bucket)
 
 
 class StepModelParams(BaseModel):
@@ -23,7 +35,15 @@ class StepModelParams(BaseModel):
     prefill_matmul_efficiency: float = Field(gt=0, le=1.5, description="Achieved / peak FLOP/s of prefill matmuls.")
     attention_efficiency: float = Field(gt=0, le=1.5, description="Achieved / peak FLOP/s of prefill attention.")
     decode_overhead_ms_per_layer: float = Field(ge=0, description="Launch/sync cost per layer of a decode step, ms.")
-    prefill_overhead_ms_per_layer: float = Field(ge=0, description="Launch/sync cost per layer of a prefill, ms.")
+    prefill_overhead_ms_per_layer: float = Field(
+        ge=0, description="Launch/sync cost per layer of a prefill launched as prefill_launch says, ms."
+    )
+    prefill_launch: PrefillLaunch = Field(
+        PrefillLaunch.COMPILED,
+        description="How the prefills of the calibration data were launched (rlscale calibrate writes it from "
+        "sets.yaml); a deployment launching otherwise adjusts the prefill overhead (PodConfig.prefill_launch). "
+        "Default compiled: an entry that does not say is taken as fitted, as before this field existed.",
+    )
     roofline_sharpness: float = Field(
         4.0, ge=1, description="p of the smooth max (a^p+b^p)^(1/p) of memory and compute time."
     )
