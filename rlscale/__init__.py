@@ -26,4 +26,12 @@ Start with ``rlscale.serving.pod.JetStreamPod``, ``rlscale.envs.jetstream.JetStr
 
 import gymnasium as _gymnasium
 
-_gymnasium.register(id="rlscale/JetStream-v0", entry_point="rlscale.envs.jetstream:JetStreamEnv")
+# The TimeLimit never comes before the environment's own truncation at the scenario's end: 14 days of 15 s syncs
+# (the longest production record bundled, rlscale.workload.servegen). Shorter sync periods over weeks need
+# gymnasium.make(..., max_episode_steps=N); rlscale's training passes the steps its scenarios need.
+MAX_EPISODE_STEPS = 14 * 86_400 // 15
+_gymnasium.register(
+    id="rlscale/JetStream-v0",
+    entry_point="rlscale.envs.jetstream:JetStreamEnv",
+    max_episode_steps=MAX_EPISODE_STEPS,
+)

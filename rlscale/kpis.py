@@ -87,6 +87,11 @@ class KPIs:
     capped_output_tokens: int = 0  # output tokens those caps dropped
     ooms: int = 0
     scale_events: int = 0
+    decisions: int = 0  # control-loop syncs (the safety layer's, rlscale.policies.control)
+    decisions_held: int = 0  # held: metrics unavailable, a policy that failed with no fallback, scale-down blocked
+    fallback_decisions: int = 0  # the fallback HPA decided (policy failed or metrics partial)
+    decisions_limited: int = 0  # the count asked for was clamped to the bounds or capped per step
+    scale_failures: int = 0  # PATCHes of the scale subresource that failed (a scale-failure fault)
     chip_hours: float = 0.0
     cost_usd: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from rlscale.cluster.config import FleetConfig
 from rlscale.config import StrictModel, merge, nested
 from rlscale.metrics.config import MetricsPipelineConfig
+from rlscale.metrics.faults import FaultSpec
 from rlscale.serving.config import PodConfig
 from rlscale.specs.catalog import read_document, validate
 
@@ -160,6 +161,9 @@ class ScenarioConfig(StrictModel):
     reward: RewardSpec = RewardSpec()
     randomization: RandomizationSpec = RandomizationSpec()
     schedule: list[ScheduleStep] = Field(default_factory=list, description="Replica changes at given times.")
+    faults: list[FaultSpec] = Field(
+        default_factory=list, description="Metrics outages, stale samples, failed scale calls (rlscale.metrics.faults)."
+    )
     duration_s: float = Field(3600.0, gt=0, description="Simulated time, s.")
     timeline_interval_s: float = Field(60.0, gt=0, description="Width of a timeline row, s.")
     seed: int = Field(0, ge=0)

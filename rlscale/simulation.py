@@ -20,8 +20,10 @@ from rlscale.clock import Clock
 from rlscale.cluster.fleet import Fleet
 from rlscale.kpi_stream import KPIAccumulator
 from rlscale.kpis import PERCENTILES, SLO, KPIs
+from rlscale.metrics.faults import Faults
 from rlscale.metrics.pipeline import ScrapedMetrics
 from rlscale.policies.base import Autoscaler, ClusterState
+from rlscale.policies.control import ControlLoop
 from rlscale.request_log import RequestLog
 from rlscale.scenario import ScenarioConfig
 from rlscale.serving.request import Request
@@ -43,6 +45,11 @@ class Simulation:
     tally: KPIAccumulator  # the KPIs, accumulated as requests end: memory holds what is in flight, not the run
     done_listeners: list[Callable[[Request], None]] = field(default_factory=list)
     request_log: RequestLog | None = None
+    loop: ControlLoop | None = None  # the attached policy behind its safety layer
+
+    @property
+    def faults(self) -> Faults:
+        return self.metrics.faults
 
     @classmethod
     def build(cls, scenario: ScenarioConfig, stream: Iterable[tuple[float, int, int]] | None = None) -> Simulation:
@@ -61,7 +68,9 @@ class Simulation:
 
         fleet = Fleet(env, scenario.pod, scenario.fleet, np.random.default_rng(fleet_seq), on_done=done)
         timeline.watch(fleet, price_per_chip_hour(scenario, fleet))
-        metrics = ScrapedMetrics(env, fleet.scrape_targets, scenario.metrics, np.random.default_rng(metrics_seq))
+        faults = Faults(scenario.faults)
+        metrics_rng = np.random.default_rng(metrics_seq)
+        metrics = ScrapedMetrics(env, fleet.scrape_targets, scenario.metrics, metrics_rng, faults)
         sim = cls(scenario, env, fleet, metrics, timeline, tally, listeners)
         if stream is None:
             stream = request_stream(scenario.workload, workload_seq, scenario.duration_s)
@@ -102,17 +111,29 @@ class Simulation:
             metrics=self.metrics,
         )
 
-    def attach(self, autoscaler: Autoscaler) -> None:
-        """Run ``autoscaler`` every sync period: collect → recommend → actuate (a deployments/scale PATCH)."""
+    def attach(self, autoscaler: Autoscaler | ControlLoop) -> ControlLoop:
+        """Run the control loop every sync period: collect → recommend → safety → actuate (a deployments/scale
+        PATCH, which a scale-failure fault makes fail). A bare policy gets its default safety layer."""
+        loop = autoscaler if isinstance(autoscaler, ControlLoop) else ControlLoop(autoscaler)
+        self.loop = loop
 
         def sync():
             while True:
-                yield self.env.timeout(autoscaler.sync_period_s)
-                desired = autoscaler.recommend(self.state())
-                if desired is not None and desired != self.fleet.desired:
-                    self.fleet.set_replicas(desired)
+                yield self.env.timeout(loop.sync_period_s)
+                state = self.state()
+                decision = loop.sync(state, unavailable=self.metrics.down_reason()).decision
+                if decision.applied != self.fleet.desired:
+                    loop.actuated(self.actuate(decision.applied))
 
         self.env.process(sync())
+        return loop
+
+    def actuate(self, replicas: int) -> bool:
+        """PATCH deployments/scale: False when a scale-failure fault refuses it (the loop tries again next sync)."""
+        if self.faults.active("scale-failure", self.env.now) is not None:
+            return False
+        self.fleet.set_replicas(replicas)
+        return True
 
     def log_requests(self, path: Path) -> None:
         """Stream every request to ``path`` (requests.csv) as it ends; the run closes the file."""
@@ -143,6 +164,7 @@ class Simulation:
             percentiles,
             ooms=fleet.crashes(),
             scale_events=len(fleet.scale_events),
+            **(self.loop.counts.as_kpis() if self.loop is not None else {}),
             chip_hours=fleet.chip_hours(),
             cost_usd=fleet.chip_hours() * price,
         )

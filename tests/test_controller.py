@@ -23,9 +23,9 @@ from prometheus_client import generate_latest
 from rlscale.deploy.config import load_controller_config
 from rlscale.deploy.controller import Controller, ControllerError
 from rlscale.deploy.kube import RetryPolicy
-from rlscale.deploy.safety import Source
 from rlscale.deploy.telemetry import StatusServer
-from rlscale.policies.observation import ObservationBuilder
+from rlscale.policies.observation import ObservationBuilder, observation_metric_refs
+from rlscale.policies.safety import Source
 from rlscale.specs.catalog import SpecError
 from tests.test_controller_fakes import Clock, FakeKube, FakePrometheus, hpa_json
 
@@ -114,14 +114,34 @@ def test_missing_metrics_hold_and_never_scale_down(tmp_path, kube, prom, fault):
     )
 
 
+class Observing:
+    """A fixed count from a policy that reads the observation's metrics (as a learned one does)."""
+
+    sync_period_s = 15.0
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = replicas
+
+    def recommend(self, state):
+        return self.replicas
+
+    def metric_refs(self):
+        return observation_metric_refs()
+
+
 def test_partial_metrics_allow_scale_up_only(tmp_path, kube, prom):
     kube.set_pods(4)
     kube.replicas = 4
     feed(prom, kube, missing=("jetstream-3",))
-    down = make(tmp_path, kube, prom, static_agent(tmp_path, 1)).run_once()
+    controller = make(tmp_path, kube, prom, static_agent(tmp_path, 1))
+    controller.policy = Observing(1)
+    down = controller.run_once()
     assert (down.applied, down.held) == (4, True) and "partial metrics" in down.reason and kube.patches == []
-    up = make(tmp_path, kube, prom, static_agent(tmp_path, 9)).run_once()
+    controller.policy = Observing(9)
+    up = controller.run_once()
     assert (up.applied, up.held) == (6, False) and kube.replicas == 6  # capped at +2
+    fixed = make(tmp_path, kube, prom, static_agent(tmp_path, 1)).run_once()  # reads no metrics: none are missing
+    assert (fixed.applied, fixed.held) == (4, False) and "partial" not in fixed.reason  # 6 -> 4, capped at -2
 
 
 def test_api_conflict_is_retried_and_succeeds(tmp_path, kube, prom):

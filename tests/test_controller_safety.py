@@ -1,4 +1,4 @@
-"""Safety rules between the policy and the PATCH (rlscale/deploy/safety.py): bounds, step caps, holds on missing
+"""Safety rules between the policy and the PATCH (rlscale/policies/safety.py): bounds, step caps, holds on missing
 metrics, the fallback HPA."""
 
 from __future__ import annotations
@@ -6,7 +6,17 @@ from __future__ import annotations
 import pytest
 
 from rlscale.deploy.pods import LivePod
-from rlscale.deploy.safety import Health, Limits, MetricsHealth, Source, assess, cap_change, clamp, decide
+from rlscale.policies.safety import (
+    Health,
+    Limits,
+    MetricsHealth,
+    Source,
+    assess,
+    cap_change,
+    clamp,
+    decide,
+    expected_to_report,
+)
 
 LIMITS = Limits(min_replicas=2, max_replicas=10, max_change_per_step=2)
 OK = MetricsHealth.ok()
@@ -89,9 +99,14 @@ class _View:
 
 def test_assess_expects_metrics_only_from_scrapeable_pods():
     pods = [LivePod("a", ip="10.0.0.1"), LivePod("b", ip="10.0.0.2"), LivePod("c", ready=False, ip="10.0.0.3")]
-    assert assess(_View({"a": 1, "b": 1}, 0.5), pods, ["slots"], ["memory"]).status is Health.OK
-    partial = assess(_View({"a": 1}, None), pods, ["slots"], ["memory"])
+    live = {p.name for p in pods if p.scrapeable}
+    assert live == expected_to_report(p.info for p in pods) == {"a", "b"}  # the controller's rule is the simulator's
+    assert assess(_View({"a": 1, "b": 1}, 0.5), live, ["slots"], ["memory"]).status is Health.OK
+    partial = assess(_View({"a": 1}, None), live, ["slots"], ["memory"])
     assert partial.status is Health.PARTIAL and "slots missing for 1/2 pods" in partial.why and "memory" in partial.why
+    none = assess(_View({}, None), live, ["slots"], ["memory"])
+    assert none.status is Health.UNAVAILABLE and "no fresh sample for any of 2 pods" in none.why
+    assert assess(_View({}, None), set(), ["slots"], []).status is Health.OK  # nobody is expected to report yet
 
 
 def test_limits_refuse_nonsense():

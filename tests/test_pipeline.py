@@ -45,14 +45,30 @@ def test_a_controller_sees_the_last_scrape_before_now_minus_the_adapter_delay():
         env.run(until=t)
         seen.append((t, metrics.pods_metric("jetstream_prefill_backlog_size").get("p0")))
     scrapes = metrics.series[(SERVER, "p0")].times
-    assert np.allclose(np.diff(scrapes), 15.0)  # one phase, then every interval
+    # a pod Ready when the run starts was scraped before it (visible at t = 0, its state at t = 0); then one
+    # phase, then every interval
+    assert scrapes[0] == -30 and 0 <= scrapes[1] < 15 and np.allclose(np.diff(scrapes[1:]), 15.0)
     for t, value in seen:
-        visible = [s for s in scrapes if s <= t - 30]
-        if not visible:
-            assert value is None  # missing, not zero
+        latest = max(s for s in scrapes if s <= t - 30)
+        if latest < 0:
+            assert value == 0.0  # the pre-run sample: the gauge at t = 0
         else:
-            assert value == pytest.approx(visible[-1])  # the gauge equals its scrape time
+            assert value == pytest.approx(latest)  # the gauge equals its scrape time
             assert 30 <= t - value < 45  # lag between the adapter delay and delay + interval
+
+
+def test_a_pod_that_becomes_ready_later_has_no_sample_until_scraped_and_ingested():
+    env, pods, metrics = pipeline(lambda env: [], server_scrape_interval_s=15, adapter_delay_s=30)
+    env.run(until=20)
+    pods.append(FakePod(env, "late", lambda t: t))
+    seen = {}
+    for t in np.arange(21.0, 90.0, 1.0):
+        env.run(until=t)
+        seen[t] = metrics.pods_metric("jetstream_prefill_backlog_size").get("late")
+    first = metrics.series[(SERVER, "late")].times[0]
+    assert 25 <= first < 40  # discovered within 5 s, then its phase
+    assert all(v is None for t, v in seen.items() if t < first + 30)  # missing, never zero
+    assert all(v is not None for t, v in seen.items() if t >= first + 30)
 
 
 def test_a_silent_target_goes_stale_after_the_lookback():

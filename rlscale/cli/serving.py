@@ -174,7 +174,7 @@ def simulate(
     """Simulate a JetStream fleet under a scenario; write summary.json, timeline.csv and timeline.png."""
     from rlscale.kpis import parse_percentiles
     from rlscale.policies.base import plan_record
-    from rlscale.policies.loader import load_agent
+    from rlscale.policies.loader import load_control_loop
     from rlscale.reports import planning_times, prepare_folder, write_run
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.serving.hbm import PodStartupError
@@ -191,15 +191,15 @@ def simulate(
         replay = describe_replay(sc.workload, sc.duration_s)
         if not json_out:
             _echo_header(sc, replay)
-        autoscaler = load_agent(agent, sc, progress=not json_out) if agent else None
+        loop = load_control_loop(agent, sc, progress=not json_out) if agent else None
         folder = prepare_folder(sc, out)
         result = run_scenario(
-            sc, progress=not json_out, autoscaler=autoscaler, percentiles=qs,
+            sc, progress=not json_out, autoscaler=loop, percentiles=qs,
             requests_csv=folder / "requests.csv" if requests else None,
         )  # fmt: skip
     except (SpecError, PodStartupError, TraceError, ValueError, OSError) as exc:
         _fail(exc)
-    plan = plan_record(autoscaler)
+    plan = plan_record(loop.policy if loop is not None else None)
     write_run(sc, result, folder, agent=str(agent) if agent else None, replay=replay, plan=plan)
     for warning in result.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from rlscale.config import StrictModel
+from rlscale.policies.safety import SafetySpec
 from rlscale.specs.catalog import SpecError, read_document, validate
 
 API_VERSION = "rlscale/v1"
@@ -108,6 +109,13 @@ class ControllerSpec(StrictModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
         return self
+
+    def safety(self) -> SafetySpec:
+        """Its limits and fallback as the safety layer the simulator and the environment apply too."""
+        return SafetySpec(
+            min_replicas=self.min_replicas, max_replicas=self.max_replicas,
+            max_change_per_step=self.max_change_per_step, fallback_hpa=self.fallback_hpa,
+        )  # fmt: skip
 
 
 class ControllerConfig(StrictModel):

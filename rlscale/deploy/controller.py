@@ -3,7 +3,7 @@
 Every ``sync_period_s``: read the Deployment's scale and pods → refresh the metric source → build the
 :class:`~rlscale.policies.base.ClusterState` and, from it, the observation with the environment's own
 :class:`~rlscale.policies.observation.ObservationBuilder` → the policy's recommendation (and the fallback HPA's,
-side by side) → :func:`~rlscale.deploy.safety.decide` → PATCH the scale subresource (unless dry-run) → an Event on
+side by side) → :func:`~rlscale.policies.safety.decide` → PATCH the scale subresource (unless dry-run) → an Event on
 the Deployment. The loop is level-based and idempotent: each sync re-reads everything, so a failed sync is simply
 retried at the next one. Every decision is one JSON log line with the observation and its feature names, so it
 can be replayed offline. The loop's clock is a :class:`~rlscale.deploy.timescale.TimeScale`: simulated seconds
@@ -24,18 +24,14 @@ from typing import Any
 from rlscale.deploy.config import ControllerConfig, ControllerSpec, MetricsSettings
 from rlscale.deploy.kube import KubeCluster, KubeError, cluster_state
 from rlscale.deploy.leader import LeaseElector
-from rlscale.deploy.safety import Decision, Health, Limits, MetricsHealth, assess, decide
-from rlscale.deploy.sources import (
-    OBSERVED_GAUGES,
-    MetricsUnavailable,
-    PrometheusMetrics,
-    ScrapedPodMetrics,
-)
+from rlscale.deploy.sources import MetricsUnavailable, PrometheusMetrics, ScrapedPodMetrics
 from rlscale.deploy.telemetry import ControllerMetrics, StatusServer
 from rlscale.deploy.timescale import TimeScale
 from rlscale.policies.base import Autoscaler
+from rlscale.policies.control import ControlLoop, metric_reads
 from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.observation import ObservationBuilder
+from rlscale.policies.safety import Decision, Health, MetricsHealth
 from rlscale.specs.catalog import SpecError
 
 log = logging.getLogger(__name__)
@@ -118,10 +114,12 @@ class Controller:
         clock: TimeScale | Callable[[], float] = time.time,
         telemetry: ControllerMetrics | None = None,
     ) -> None:
-        self.spec, self.cluster, self.metrics, self.policy = spec, cluster, metrics, policy
+        self.spec, self.cluster, self.metrics = spec, cluster, metrics
         self.fallback, self.elector, self.clock = fallback, elector, TimeScale.of(clock)
         self.telemetry = telemetry or ControllerMetrics()
-        self.limits = Limits(spec.min_replicas, spec.max_replicas, spec.max_change_per_step)
+        self.loop = ControlLoop(policy, spec.safety(), fallback, on_error=self._policy_failed)
+        self.policy = policy
+        self.limits = self.loop.limits
         self.observe = observation_builder(policy)
         self.managed_hpas: list[str] = []
         self.status_server: StatusServer | None = None
@@ -134,6 +132,18 @@ class Controller:
                 "policy %s decides every %g s; the controller syncs every %g s", spec.policy, policy_period,
                 spec.sync_period_s,
             )  # fmt: skip
+
+    @property
+    def policy(self) -> Autoscaler:
+        return self.loop.policy
+
+    @policy.setter
+    def policy(self, policy: Autoscaler) -> None:
+        """The policy behind the loop; the metrics its health is judged on are those it reads that this source
+        serves (a scrape without the device plugin has no HBM metric: not missing, just not asked)."""
+        gauges, external = metric_reads(policy)
+        self.loop.policy = policy
+        self.loop.reads = (gauges, tuple(n for n in external if n in self.metrics.external_metrics))
 
     @classmethod
     def from_config(
@@ -200,32 +210,28 @@ class Controller:
             self.telemetry.errors.labels("kube_api").inc()
             self._log("sync skipped", {"error": str(exc)}, logging.WARNING)
             return None
+        unavailable = None
         try:
             self.metrics.refresh(pods)
-            health = assess(self.metrics, pods, OBSERVED_GAUGES, self.metrics.external_metrics)
         except MetricsUnavailable as exc:
             self.telemetry.errors.labels("metrics_unavailable").inc()
-            health = MetricsHealth(Health.UNAVAILABLE, str(exc))
+            unavailable = str(exc)
         state = cluster_state(started, scale, pods, self.metrics)
-        observation, policy_out, fallback_out = None, None, None
-        if health.status is not Health.UNAVAILABLE:
-            observation = self.observe(state)
-            policy_out = self._ask(self.policy, state, "policy")
-            if self.fallback is not None:
-                fallback_out = self._ask(self.fallback, state, "fallback")
-        decision = decide(scale.spec_replicas, health, self.limits, policy_out, fallback_out, self.fallback is not None)
+        expected = {p.name for p in pods if p.scrapeable}
+        sync = self.loop.sync(state, unavailable=unavailable, expected=expected)
+        if sync.health.status is Health.UNAVAILABLE and unavailable is None:
+            self.telemetry.errors.labels("metrics_unavailable").inc()
+        observation = self.observe(state) if sync.health.status is not Health.UNAVAILABLE else None
+        decision = sync.decision
         acted = self._act(decision, scale.resource_version, wall_started)
-        self._record(decision, acted, health, observation, policy_out, fallback_out, wall_started)
+        self.loop.actuated(acted != "failed")
+        self._record(decision, acted, sync.health, observation, sync.policy_out, sync.fallback_out, wall_started)
         return decision
 
-    def _ask(self, policy: Autoscaler, state: Any, kind: str) -> int | Exception | None:
-        try:
-            out = policy.recommend(state)
-            return None if out is None else int(out)
-        except Exception as exc:  # a policy bug must not stop the controller: the fallback or a hold takes over
-            self.telemetry.errors.labels(kind).inc()
-            log.exception("%s failed", kind)
-            return exc
+    def _policy_failed(self, kind: str, exc: Exception) -> None:
+        """A policy bug must not stop the controller: the fallback or a hold takes over; it is counted and logged."""
+        self.telemetry.errors.labels(kind).inc()
+        log.error("%s failed: %s: %s", kind, type(exc).__name__, exc, exc_info=exc)
 
     def _act(self, decision: Decision, resource_version: str | None, wall_started: float) -> str:
         """What happened to the decision: dry-run, unchanged, scaled, not-leader or failed."""

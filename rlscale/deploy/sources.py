@@ -36,15 +36,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rlscale.deploy.pods import LivePod
 from rlscale.deploy.timescale import TimeScale, promql_duration
-from rlscale.metrics.pipeline import DEVICE_METRICS
-from rlscale.policies.observation import RATE_WINDOW_S
+from rlscale.metrics.pipeline import DEVICE_METRICS, MetricsUnavailable
+from rlscale.policies.observation import OBSERVED_EXTERNAL, OBSERVED_GAUGES, RATE_WINDOW_S
 
 log = logging.getLogger(__name__)
 
-# What ObservationBuilder reads (rlscale/policies/observation.py); fetched up front on every refresh, so one sync
-# sees one consistent set of answers. Other names (a fallback HPA's) are fetched the first time they are asked.
-OBSERVED_GAUGES = ("jetstream_prefill_backlog_size", "jetstream_slots_used_percentage", "num_requests_waiting")
-OBSERVED_EXTERNAL = ("memory_used_percentage",)
+# What ObservationBuilder reads is fetched up front on every refresh, so one sync sees one consistent set of
+# answers. Other names (a fallback HPA's) are fetched the first time they are asked.
 OBSERVED_RATES = (("jetstream_request_success_count_total", RATE_WINDOW_S),)
 MEMORY_USED_PERCENTAGE = "memory_used_percentage"
 
@@ -62,10 +60,6 @@ DEFAULT_QUERIES = {
 POD_LABELS = ("pod", "id")  # GMP and kubernetes_sd relabelling give `pod`; JetStream's own label is `id`
 GMP_HOST = "monitoring.googleapis.com"
 GMP_SCOPE = "https://www.googleapis.com/auth/monitoring.read"
-
-
-class MetricsUnavailable(RuntimeError):
-    """The source cannot give fresh metrics this sync (down, timed out, or every sample stale)."""
 
 
 def default_query(name: str, kind: str) -> str:

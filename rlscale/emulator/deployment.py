@@ -23,7 +23,16 @@ from typing import Any
 
 from rlscale.cluster.fleet import Phase, Replica
 from rlscale.emulator.network import AddressPool
-from rlscale.emulator.objects import JSON, bad_request, format_selector, invalid, label_selector, not_found, rfc3339
+from rlscale.emulator.objects import (
+    JSON,
+    ApiError,
+    bad_request,
+    format_selector,
+    invalid,
+    label_selector,
+    not_found,
+    rfc3339,
+)
 from rlscale.emulator.store import Versions, check_version
 from rlscale.hpa.replica_calculator import PodInfo, PodPhase
 from rlscale.simulation import Simulation
@@ -178,6 +187,9 @@ class FleetDeployment:
         """A PUT (or a patched Scale): check the version, validate, then set the fleet's replica count."""
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON Scale object")
+        fault = self.sim.faults.active("scale-failure", self.sim.env.now)
+        if fault is not None:  # the scenario's fault: the write fails as an overloaded or unreachable apiserver's
+            raise ApiError(503, "ServiceUnavailable", f"scale-failure fault {fault.start_s:g}-{fault.end_s:g} s")
         check_version(body, self.scale(), "deployments", "apps")
         name = (body.get("metadata") or {}).get("name", self.name)
         if name != self.name:

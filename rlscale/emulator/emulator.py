@@ -217,11 +217,23 @@ class Emulator:
     def _render(self, pod: str, page: str) -> tuple[int, str]:
         """A page of ``pod`` rendered now, under the lock (503 if its server went down since the last poll)."""
         with self.lock:
-            server = next((s for s in self.sim.fleet.scrape_targets() if s.name == pod), None)
+            targets = self.sim.fleet.scrape_targets()
+            server = next((s for s in targets if s.name == pod), None)
             if server is None:
                 return 503, f"pod {pod}: server not running\n"
+            if refusal := self._metrics_fault(pod, [s.name for s in targets]):
+                return 503, refusal
             metrics = server.metrics
             return 200, metrics.device_exposition() if page == DEVICE_PAGE else metrics.exposition()
+
+    def _metrics_fault(self, pod: str, targets: list[str]) -> str | None:
+        """The scenario's faults on a pod's pages: a scrape-outage refuses the pods it covers; an adapter-outage,
+        which a controller scraping pods directly cannot tell from every page refusing, refuses them all.
+        (stale-metrics, a stalled ingestion, has no equivalent for a direct scrape and is not emulated.)"""
+        faults, now = self.sim.faults, self.sim.env.now
+        if faults.scrape_refused(pod, targets, now) or faults.active("adapter-outage", now) is not None:
+            return f"pod {pod}: metrics refused (scenario fault at {now:g} s)\n"
+        return None
 
     def _publish(self, listening: Mapping[str, str]) -> None:
         if self._targets_file is not None:

@@ -12,7 +12,9 @@ from gymnasium import spaces
 from rlscale.envs.actions import ActionMap
 from rlscale.kpis import SLO
 from rlscale.policies.base import Autoscaler
-from rlscale.policies.observation import ObservationBuilder
+from rlscale.policies.control import ControlLoop
+from rlscale.policies.observation import OBSERVED_EXTERNAL, OBSERVED_GAUGES, ObservationBuilder
+from rlscale.policies.safety import SafetySpec
 from rlscale.scenario import ScenarioConfig, load_scenario
 from rlscale.serving.request import Request, RequestState
 from rlscale.simulation import Simulation, price_per_chip_hour
@@ -60,6 +62,15 @@ class JetStreamEnv(gym.Env):
     that reach the controller through a scrape/adapter pipeline with lag and
     staleness — until the next sync.
 
+    ## Safety
+    The action is a recommendation: it goes through the control loop the live
+    controller runs (:class:`rlscale.policies.control.ControlLoop`): held while
+    the metrics are unavailable, no scale-down while they are partial, the
+    fallback HPA when configured, bounds and the per-step cap of ``safety``
+    (:class:`rlscale.policies.safety.SafetySpec`), and scale calls that a
+    scenario's ``scale-failure`` fault makes fail. ``info`` says what happened
+    (``asked``, ``replicas``, ``held``, ``source``, ``metrics``).
+
     ## Action Space
     ``action_mode="delta"`` (default): ``Discrete(2k+1)``, replicas change by
     ``action − k`` (k = ``max_delta``). ``"target"``: ``Discrete(max+1)``, the
@@ -72,16 +83,17 @@ class JetStreamEnv(gym.Env):
 
     | index | metric (as JetStream / Kubernetes name it) | unit | min | max |
     |---|---|---|---|---|
-    | 0 | jetstream_prefill_backlog_size, mean over pods | requests | 0 | 1000 |
-    | 1 | jetstream_slots_used_percentage, mean over pods | fraction | 0 | 1 |
-    | 2 | num_requests_waiting, mean over pods | requests | 0 | 1000 |
+    | 0 | jetstream_prefill_backlog_size (mean over pods) | requests | 0 | 1000 |
+    | 1 | jetstream_slots_used_percentage (mean over pods) | fraction | 0 | 1 |
+    | 2 | num_requests_waiting (mean over pods) | requests | 0 | 1000 |
     | 3 | memory_used_percentage (External) | fraction | 0 | 1 |
-    | 4 | rate(jetstream_request_success_count[1m]), sum | requests/s | 0 | 1000 |
+    | 4 | rate(jetstream_request_success_count[1m]) (sum over pods) | requests/s | 0 | 1000 |
     | 5 | pods with fresh metrics / pods | fraction | 0 | 1 |
     | 6 | spec.replicas | pods | 0 | 64 |
     | 7 | ready pods | pods | 0 | 64 |
-    | 8 | pods starting | pods | 0 | 64 |
-    | 9, 10 | sin, cos of time of day (``time_period_s`` set) | 1 | −1 | 1 |
+    | 8 | pods starting (not ready, not terminating) | pods | 0 | 64 |
+    | 9 | sin(2π t / period) (``time_period_s`` set) | 1 | −1 | 1 |
+    | 10 | cos(2π t / period) (``time_period_s`` set) | 1 | −1 | 1 |
 
     Built by :class:`rlscale.policies.observation.ObservationBuilder` from a
     ``ClusterState`` — the code a live controller uses.
@@ -99,13 +111,19 @@ class JetStreamEnv(gym.Env):
 
     ## Episode End
     Truncation when the scenario's ``duration_s`` (or ``episode_s``) has been
-    simulated. There is no termination.
+    simulated (or at ``max_episode_steps``). There is no termination.
 
     ## Arguments
     ``scenario`` (path or ScenarioConfig, or a list of them: each episode draws
     one; default ``envs/steady.yaml``),
     ``action_mode``, ``max_delta`` (2), ``min_replicas`` (1), ``max_replicas``
-    (16), ``residual_agent``, ``time_period_s`` (None), ``episode_s`` (None).
+    (16), ``residual_agent``, ``time_period_s`` (None), ``episode_s`` (None),
+    ``sync_period_s`` (15 s), ``safety`` (a ``SafetySpec`` or its fields).
+    ``reset(options={"scenario": i})`` plays member ``i`` (or a name) of the
+    list; other options are refused. Registered with ``max_episode_steps`` =
+    14 days of 15 s syncs (``rlscale.MAX_EPISODE_STEPS``), so the TimeLimit
+    never cuts an episode of the bundled data short; shorter syncs over
+    weeks need ``gymnasium.make(..., max_episode_steps=N)``.
 
     ## Example
     >>> import gymnasium, rlscale
@@ -126,6 +144,8 @@ class JetStreamEnv(gym.Env):
         residual_agent: str | Path = "agents/hpa-slots-used.yaml",
         time_period_s: float | None = None,
         episode_s: float | None = None,
+        sync_period_s: float = 15.0,
+        safety: SafetySpec | dict[str, Any] | None = None,
     ) -> None:
         self.actions = ActionMap(action_mode, max_delta, min_replicas, max_replicas)  # validates the four
         chosen = scenario if isinstance(scenario, list | tuple) else [scenario]
@@ -141,15 +161,23 @@ class JetStreamEnv(gym.Env):
         self.observe = ObservationBuilder(time_period_s)
         self.observation_space = spaces.Box(self.observe.low, self.observe.high, dtype=np.float32)
         self.action_space = spaces.Discrete(self.actions.n)
-        self.sync_period_s = 15.0
+        if not sync_period_s > 0:
+            raise ValueError(f"sync_period_s must be > 0, got {sync_period_s}")
+        self.sync_period_s = float(sync_period_s)
+        self.safety = env_safety(safety, min_replicas, max_replicas)
         self.sim: Simulation | None = None
         self._baseline: Autoscaler | None = None
+        self._baseline_doc: dict | None = None
+        self._fallback_doc: dict | None = None
 
     # ---- episode -------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A new episode. ``options``: ``{"scenario": i}`` (an index into the scenario list, or a scenario's name)
+        plays that member instead of drawing one; any other key is an error, not ignored."""
         super().reset(seed=seed)
         rng = self.np_random
-        sc = self.scenario = self.scenarios[int(rng.integers(len(self.scenarios)))]
+        drawn = int(rng.integers(len(self.scenarios)))  # drawn even when chosen: the same seed, the same draws after
+        sc = self.scenario = self.scenarios[self._member(options, drawn)]
         low, high = sc.randomization.rate_scale
         updates: dict[str, Any] = {"seed": int(rng.integers(2**31)), "schedule": []}
         if (low, high) != (1.0, 1.0):
@@ -164,10 +192,43 @@ class JetStreamEnv(gym.Env):
         self.price = price_per_chip_hour(self.episode, self.sim.fleet)
         self._chip_hours = 0.0
         if self.action_mode == "residual":
-            from rlscale.policies.loader import load_agent
-
-            self._baseline = load_agent(ROOT / self.residual_agent, self.episode)
+            self._baseline = self._agent(self.residual_agent, "_baseline_doc")
+        fallback = self._agent(self.safety.fallback_hpa, "_fallback_doc") if self.safety.fallback_hpa else None
+        self.loop = ControlLoop(_Actions(self.sync_period_s), self.safety, fallback,
+                                reads=(OBSERVED_GAUGES, OBSERVED_EXTERNAL))  # fmt: skip
+        self.sim.loop = self.loop
         return self.observe(self.sim.state()), {"replicas": self.sim.fleet.desired}
+
+    def _member(self, options: dict[str, Any] | None, drawn: int) -> int:
+        if not options:
+            return drawn
+        unknown = sorted(set(options) - {"scenario"})
+        if unknown:
+            raise ValueError(f"reset(options=...): unknown option(s) {unknown}; this environment takes 'scenario'")
+        chosen = options["scenario"]
+        names = [s.name for s in self.scenarios]
+        if isinstance(chosen, str) and chosen in names:
+            return names.index(chosen)
+        if isinstance(chosen, int) and 0 <= chosen < len(self.scenarios):
+            return chosen
+        raise ValueError(
+            f"reset(options={{'scenario': {chosen!r}}}): want an index below {len(names)} or one of {names}"
+        )
+
+    def _agent(self, ref: str | Path, cache: str) -> Autoscaler:
+        """An agent for this episode: an HPA manifest is read once and rebuilt fresh (its history starts empty);
+        an agent that plans (an oracle) is loaded for the episode's own scenario."""
+        from rlscale.policies.hpa import HPAPolicy
+        from rlscale.policies.loader import load_agent
+        from rlscale.specs.catalog import read_document
+
+        path = Path(ref) if Path(ref).exists() else ROOT / ref
+        if getattr(self, cache) is None:
+            setattr(self, cache, read_document(path))
+        doc = getattr(self, cache)
+        if doc.get("kind") == "HorizontalPodAutoscaler":
+            return HPAPolicy.from_manifest(doc)
+        return load_agent(path, self.episode)
 
     def step(self, action):
         if self.sim is None:
@@ -177,8 +238,10 @@ class JetStreamEnv(gym.Env):
         before = fleet.desired
         baseline = self._baseline.recommend(state) if self._baseline is not None else None
         desired = self.actions.replicas(int(action), state.spec_replicas, baseline)
-        if desired != before:
-            fleet.set_replicas(desired)
+        sync = self.loop.sync(state, unavailable=sim.metrics.down_reason(), recommend=desired)  # the controller's rules
+        applied = sync.decision.applied
+        if applied != before:
+            self.loop.actuated(sim.actuate(applied))
         self.tally.reset()
         end = min(sim.env.now + self.sync_period_s, self.episode.duration_s)
         sim.env.run(until=end)
@@ -191,7 +254,7 @@ class JetStreamEnv(gym.Env):
             "reward/cost": -w.cost_weight * cost,
             "reward/slo": -w.slo_violation_weight * t.violations,
             "reward/failures": -w.failure_weight * t.failed,
-            "reward/churn": -w.churn_weight * abs(desired - before),
+            "reward/churn": -w.churn_weight * abs(fleet.desired - before),
         }
         info = {
             **terms,
@@ -200,7 +263,11 @@ class JetStreamEnv(gym.Env):
             "completed": t.completed,
             "failed": t.failed,
             "slo_violations": t.violations,
-            "replicas": desired,
+            "replicas": fleet.desired,
+            "asked": desired,
+            "held": sync.decision.held,
+            "source": sync.decision.source.value,
+            "metrics": sync.health.status.value,
         }
         truncated = end >= self.episode.duration_s
         if truncated:
@@ -208,3 +275,21 @@ class JetStreamEnv(gym.Env):
         after = sim.state()
         info["ready"] = sum(p.ready for p in after.pods)
         return self.observe(after), float(sum(terms.values())), False, truncated, info
+
+
+class _Actions:
+    """The agent's side of the control loop: its action arrives as the recommendation (``ControlLoop.sync``)."""
+
+    def __init__(self, sync_period_s: float) -> None:
+        self.sync_period_s = sync_period_s
+
+    def recommend(self, state: Any) -> None:  # never asked: the environment passes the action's count
+        return None
+
+
+def env_safety(safety: SafetySpec | dict[str, Any] | None, min_replicas: int, max_replicas: int) -> SafetySpec:
+    """The safety layer a policy trained here meets: the live controller's rules, within the action bounds unless
+    ``safety`` says otherwise (its fields: ``SafetySpec``)."""
+    if isinstance(safety, SafetySpec):
+        return safety
+    return SafetySpec.model_validate({"min_replicas": min_replicas, "max_replicas": max_replicas, **(safety or {})})

@@ -77,7 +77,7 @@ def run_specs(experiment: Experiment) -> list[RunSpec]:
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """Load, seed and run one (scenario, agent) pair; a worker's whole job. Returns a plain dict."""
     from rlscale.policies.base import plan_record
-    from rlscale.policies.loader import load_agent
+    from rlscale.policies.loader import load_control_loop
     from rlscale.scenario import load_scenario
     from rlscale.simulation import run_scenario
 
@@ -87,15 +87,15 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         if spec.duration_s is not None:
             update["duration_s"] = spec.duration_s
         scenario = scenario.model_copy(update=update)
-        agent = load_agent(spec.agent_path, scenario)  # no planning progress: one bar per worker would be noise
-        result = run_scenario(scenario, autoscaler=agent)
+        loop = load_control_loop(spec.agent_path, scenario)  # no planning progress: a bar per worker is noise
+        result = run_scenario(scenario, autoscaler=loop)
     except Exception as exc:
         # Re-raised as a plain message that names the run and pickles whatever the original held; the worker's
         # traceback rides along as a note.
         failed = RunFailed(f"{spec.label}: {type(exc).__name__}: {exc}")
         failed.add_note(traceback.format_exc())
         raise failed from None
-    plan = plan_record(agent)
+    plan = plan_record(loop.policy)
     return {
         "scenario": scenario.name,
         "agent": Path(spec.agent_path).stem,

@@ -22,6 +22,7 @@ import numpy as np
 import simpy
 
 from rlscale.metrics.config import MetricsPipelineConfig
+from rlscale.metrics.faults import Faults
 from rlscale.serving.metrics import DEVICE_SAMPLE_NAMES
 from rlscale.serving.pod import JetStreamPod, PodStatus
 
@@ -53,6 +54,10 @@ class Series:
             del self.times[:cut], self.values[:cut]
 
 
+class MetricsUnavailable(RuntimeError):
+    """The source cannot give fresh metrics this sync (down, timed out, or every sample stale)."""
+
+
 class MetricsView(Protocol):
     """What a controller can ask, in a simulation or on a cluster."""
 
@@ -72,45 +77,82 @@ class ScrapedMetrics:
         targets: Callable[[], Iterable[JetStreamPod]],
         config: MetricsPipelineConfig,
         rng: np.random.Generator,
+        faults: Faults | None = None,
     ) -> None:
         self.env, self.config, self.rng, self._targets = env, config, rng, targets
+        self.faults = faults or Faults()
+        self.refused = 0  # scrapes a scrape-outage refused
         self.series: dict[tuple[str, str], Series] = {}
         self._watched: set[str] = set()
         self.scrapes = 0
         self._latest_key: tuple | None = None
         self._latest: dict[str, dict[str, float]] = {}
+        self._watch_new_targets()
         env.process(self._discover())
 
     # ---- collection --------------------------------------------------------------
     def _discover(self):
         while True:
-            for pod in self._targets():
-                if pod.name not in self._watched:
-                    self._watched.add(pod.name)
-                    for job, interval in (
-                        (SERVER, self.config.server_scrape_interval_s),
-                        (DEVICE, self.config.tpu_scrape_interval_s),
-                    ):
-                        self.series[(job, pod.name)] = Series()
-                        self.env.process(self._scrape(pod, job, interval))
             yield self.env.timeout(self.config.discovery_interval_s)
+            self._watch_new_targets()
+
+    def _watch_new_targets(self) -> None:
+        for pod in self._targets():
+            if pod.name not in self._watched:
+                self._watched.add(pod.name)
+                for job, interval in (
+                    (SERVER, self.config.server_scrape_interval_s),
+                    (DEVICE, self.config.tpu_scrape_interval_s),
+                ):
+                    self.series[(job, pod.name)] = series = Series()
+                    if self.env.now == 0:  # Ready before the run began: scraped already, idle until now
+                        series.append(-self.config.adapter_delay_s, self._snapshot(pod, job))
+                    self.env.process(self._scrape(pod, job, interval))
 
     def _scrape(self, pod: JetStreamPod, job: str, interval: float):
         yield self.env.timeout(float(self.rng.uniform(0, interval)))  # this target's phase
         series = self.series[(job, pod.name)]
         keep = self.config.adapter_delay_s + self.config.lookback_s + 2 * interval
         while pod.status is not PodStatus.TERMINATED:
-            if pod.status is PodStatus.RUNNING:  # a restarting server refuses the scrape: no sample
-                series.append(self.env.now, pod.metrics.snapshot() if job == SERVER else pod.metrics.device_snapshot())
+            if self.faults.specs and self._refused(pod):
+                self.refused += 1
+            elif pod.status is PodStatus.RUNNING:  # a restarting server refuses the scrape: no sample
+                series.append(self.env.now, self._snapshot(pod, job))
                 self.scrapes += 1
                 series.trim(self.env.now - keep)
             yield self.env.timeout(interval)
 
+    @staticmethod
+    def _snapshot(pod: JetStreamPod, job: str) -> dict[str, float]:
+        return pod.metrics.snapshot() if job == SERVER else pod.metrics.device_snapshot()
+
+    def _refused(self, pod: JetStreamPod) -> bool:
+        now = self.env.now
+        if self.faults.active("scrape-outage", now) is None:
+            return False
+        return self.faults.scrape_refused(pod.name, [p.name for p in self._targets()], now)
+
     # ---- the adapter's view ----------------------------------------------------------
+    def down_reason(self, now: float | None = None) -> str | None:
+        """Why the metrics API cannot answer at ``now`` (an adapter-outage fault), or None when it can."""
+        now = self.env.now if now is None else now
+        fault = self.faults.active("adapter-outage", now)
+        if fault is None:
+            return None
+        return f"metrics API down (adapter outage {fault.start_s:g}-{fault.end_s:g} s)"
+
+    def _visible(self, now: float) -> float:
+        """The newest ingestion time the adapter serves at ``now``: its lag behind, or frozen by stale-metrics."""
+        visible = now - self.config.adapter_delay_s
+        frozen = self.faults.frozen_at(now)
+        return visible if frozen is None else min(visible, frozen - self.config.adapter_delay_s)
+
     def latest(self, job: str, now: float | None = None) -> dict[str, dict[str, float]]:
         """Per pod, the newest sample visible to the adapter at ``now`` (memoised per instant: a
         controller asks for several metrics of the same scrape)."""
         now = self.env.now if now is None else now
+        if self.faults.specs and self.down_reason(now) is not None:
+            return {}  # the API does not answer: nothing is visible (the loop sees the outage itself)
         key = (job, now, self.scrapes)
         if self._latest_key == key:
             return self._latest
@@ -118,7 +160,7 @@ class ScrapedMetrics:
         return self._latest
 
     def _latest_at(self, job: str, now: float) -> dict[str, dict[str, float]]:
-        visible = now - self.config.adapter_delay_s
+        visible = self._visible(now)
         out = {}
         for (series_job, pod), series in self.series.items():
             if series_job == job and (hit := series.at(visible, self.config.lookback_s)) is not None:
@@ -144,7 +186,9 @@ class ScrapedMetrics:
 
     def counter_rate(self, name: str, window_s: float) -> dict[str, float]:
         """Per-pod ``rate(name[window])``: increase per second between the edge samples, counter resets handled."""
-        visible = self.env.now - self.config.adapter_delay_s
+        if self.faults.specs and self.down_reason() is not None:
+            return {}
+        visible = self._visible(self.env.now)
         out = {}
         for (job, pod), series in self.series.items():
             if job != SERVER:

@@ -8,6 +8,7 @@ from rlscale.hpa import ControllerConfig, HorizontalController
 from rlscale.hpa.spec import ExternalMetric, HPASpec, PodsMetric
 from rlscale.metrics.names import MetricKind, sample_name
 from rlscale.policies.base import ClusterState
+from rlscale.policies.safety import SafetySpec
 from rlscale.specs.catalog import read_document
 
 
@@ -31,6 +32,11 @@ class HPAPolicy:
     @classmethod
     def from_file(cls, path: str | Path, config: ControllerConfig | None = None) -> HPAPolicy:
         return cls.from_manifest(read_document(Path(path)), config)
+
+    def default_safety(self) -> SafetySpec:
+        """A Kubernetes HPA's own: it handles missing pods in its algorithm, so partial metrics pass through; with
+        none at all it does not scale (the hold). Its min/max are already in its recommendations."""
+        return SafetySpec(partial_metrics="pass")
 
     def metric_refs(self) -> list[tuple[str, MetricKind, str]]:
         """(manifest field, kind, name) of every metric it reads, for the load-time check of names."""

@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict
 from rlscale.hpa.spec import SpecError as HPASpecError
 from rlscale.metrics.names import UnknownMetricError, check_metric_name
 from rlscale.policies.base import Autoscaler
+from rlscale.policies.control import ControlLoop
 from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.kpa import KPAConfig, KPAPolicy
 from rlscale.policies.oracle import ClairvoyantOracle, OracleConfig
+from rlscale.policies.safety import SafetySpec
 from rlscale.policies.saturation import SaturationConfig, SaturationPolicy
 from rlscale.policies.static import StaticConfig, StaticPolicy, search_static
 from rlscale.scenario import ScenarioConfig
@@ -27,6 +29,7 @@ class _AgentFile(BaseModel):
     apiVersion: str | None = None  # the manifest's own spelling
     kind: str
     metadata: dict[str, Any] | None = None
+    safety: SafetySpec | None = None  # read by load_control_loop
 
 
 class _KPAFile(_AgentFile):
@@ -138,3 +141,26 @@ def check_metric_refs(agent: Autoscaler, where: str) -> None:
             check_metric_name(name, kind, field)
         except UnknownMetricError as exc:
             raise SpecError(f"{where}: {exc}") from None
+
+
+def load_control_loop(
+    path: str | Path, scenario: ScenarioConfig | None = None, *, progress: bool = False
+) -> ControlLoop:
+    """The agent behind its safety layer, as the simulator, the environment and the live controller run it: the
+    file's ``safety:`` block (an HPA manifest, which cannot carry one, gets the Kubernetes HPA's own: holds on
+    unavailable metrics only), and its ``fallback_hpa`` (relative to the agent file) loaded."""
+    path = Path(path)
+    policy = load_agent(path, scenario, progress=progress)
+    doc = read_document(path)
+    if doc.get("kind") == "HorizontalPodAutoscaler" or doc.get("safety") is None:
+        return ControlLoop(policy)
+    safety = validate(SafetySpec, doc["safety"], f"{path}: safety")
+    fallback = None
+    if safety.fallback_hpa is not None:
+        where = Path(safety.fallback_hpa)
+        if not where.is_absolute() and (path.parent / where).exists():
+            where = path.parent / where
+        fallback = load_agent(where, scenario)
+        if not isinstance(fallback, HPAPolicy):
+            raise SpecError(f"{path}: safety.fallback_hpa: {where} is not a HorizontalPodAutoscaler manifest")
+    return ControlLoop(policy, safety, fallback)

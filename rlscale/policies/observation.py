@@ -36,6 +36,15 @@ FEATURES = (
 )
 TIME_FEATURES = (Feature("sin(2π t / period)", "1", 1.0), Feature("cos(2π t / period)", "1", 1.0))
 RATE_WINDOW_S = 60.0
+OBSERVED_GAUGES = ("jetstream_prefill_backlog_size", "jetstream_slots_used_percentage", "num_requests_waiting")
+OBSERVED_EXTERNAL = ("memory_used_percentage",)
+
+
+def observation_metric_refs() -> list[tuple[str, str, str]]:
+    """(what, kind, name) of the metrics the observation reads, for the safety layer's health check."""
+    return [("observation", "Pods", name) for name in OBSERVED_GAUGES] + [
+        ("observation", "External", name) for name in OBSERVED_EXTERNAL
+    ]
 
 
 def _mean(values: dict[str, float]) -> float:

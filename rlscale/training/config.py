@@ -22,6 +22,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rlscale.config import StrictModel, merge, nested
 from rlscale.envs.actions import ActionMap
+from rlscale.policies.safety import SafetySpec
 from rlscale.specs.catalog import SpecError, read_document, validate
 
 # algo name in agent files -> the class, imported only when needed (SB3 pulls in torch)
@@ -55,6 +56,12 @@ class EnvKwargs(StrictModel):
     residual_agent: str = Field("agents/hpa-slots-used.yaml", description="Residual mode: the baseline agent file.")
     time_period_s: float | None = Field(None, gt=0, description="Adds sin/cos of the time of day with this period, s.")
     episode_s: float | None = Field(None, gt=0, description="Simulated time per episode, s (default: the scenario's).")
+    sync_period_s: float = Field(15.0, gt=0, description="s between decisions: the controller's sync period.")
+    safety: SafetySpec | None = Field(
+        None,
+        description="The safety layer training meets, as the live controller applies it (default: holds on missing "
+        "metrics, no scale-down on partial ones, within [min_replicas, max_replicas]); travels with the model.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EnvKwargs:
@@ -66,7 +73,7 @@ class EnvKwargs(StrictModel):
 
     def env_arguments(self) -> dict[str, Any]:
         """As ``gymnasium.make`` takes them (unset optional ones left to the environment's defaults)."""
-        return self.model_dump(exclude_none=True)
+        return self.model_dump(exclude_none=True, exclude_defaults=False)
 
 
 class NormalizeSpec(StrictModel):

@@ -7,6 +7,7 @@ uses one environment in-process, its normalization frozen and synced from traini
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -51,9 +52,16 @@ class EpisodeRecorder(gym.Wrapper):
         return result
 
 
+def episode_steps(scenario: ScenarioConfig | list[ScenarioConfig], env_kwargs: dict[str, Any]) -> int:
+    """Syncs in the longest episode the scenarios give: the TimeLimit that never cuts one short."""
+    scenarios = scenario if isinstance(scenario, list) else [scenario]
+    duration = env_kwargs.get("episode_s") or max(s.duration_s for s in scenarios)
+    return math.ceil(duration / env_kwargs.get("sync_period_s", 15.0))
+
+
 def make_env(scenario: ScenarioConfig | list[ScenarioConfig], env_kwargs: dict[str, Any], continuous: bool) -> gym.Env:
     """One environment, as the spec asks for it (no Monitor: the vector builders add it)."""
-    env = gym.make(ENV_ID, scenario=scenario, **env_kwargs)
+    env = gym.make(ENV_ID, scenario=scenario, max_episode_steps=episode_steps(scenario, env_kwargs), **env_kwargs)
     return ContinuousActions(env) if continuous else env
 
 

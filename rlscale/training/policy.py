@@ -21,7 +21,8 @@ from pydantic import Field
 from rlscale.config import StrictModel
 from rlscale.envs.actions import ActionMap, discrete_from_unit
 from rlscale.policies.base import Autoscaler, ClusterState
-from rlscale.policies.observation import ObservationBuilder
+from rlscale.policies.observation import ObservationBuilder, observation_metric_refs
+from rlscale.policies.safety import SafetySpec
 from rlscale.scenario import ScenarioConfig
 from rlscale.specs.catalog import SpecError, validate
 from rlscale.training.config import EnvKwargs, algo_class
@@ -218,6 +219,17 @@ class LearnedPolicy:
 
             self._baseline = load_agent(ROOT / self.env_kwargs.residual_agent, scenario)
         self.reset()
+
+    def default_safety(self) -> SafetySpec:
+        """The safety layer it was trained behind (its environment's), which every run of it applies too."""
+        from rlscale.envs.jetstream import env_safety
+
+        kw = self.env_kwargs
+        return env_safety(kw.safety, kw.min_replicas, kw.max_replicas)
+
+    def metric_refs(self) -> list[tuple[str, str, str]]:
+        """What its observation reads: the safety layer holds it when they are missing, as the controller does."""
+        return observation_metric_refs()
 
     def reset(self) -> None:
         """Forget the recurrent state (a new episode)."""

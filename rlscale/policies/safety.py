@@ -1,6 +1,7 @@
 """Safety between a policy's recommendation and the PATCH: pure functions, one :class:`Decision` per sync.
 
-The rules, in order:
+The same rules run in the simulator, the Gymnasium environment and the live controller (through
+:class:`rlscale.policies.control.ControlLoop`), configured as data (:class:`SafetySpec`), in order:
 
 1. **Metrics unavailable** (the source is down, timed out, or every sample is stale): the policy is not asked;
    hold the current count (raised to ``min_replicas`` if below it; scaling up is always safe).
@@ -18,9 +19,45 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
-from rlscale.deploy.pods import LivePod
+from pydantic import Field, model_validator
+
+from rlscale.config import StrictModel
+from rlscale.hpa.replica_calculator import PodInfo, PodPhase
 from rlscale.metrics.pipeline import MetricsView
+
+
+class SafetySpec(StrictModel):
+    """The safety layer as data: an agent file's ``safety:`` block, or the controller file's limits.
+
+    The defaults change nothing a policy asks for (no bounds of its own, no cap) but keep the holds a live
+    controller applies: no decision on unavailable metrics, no scale-down on partial ones.
+    """
+
+    min_replicas: int = Field(0, ge=0, description="Pods; the count is never set below (a hold raises it).")
+    max_replicas: int | None = Field(None, ge=1, description="Pods; the count is never set above (null: no bound).")
+    max_change_per_step: int | None = Field(
+        None, ge=1, description="Pods up or down per sync, after the policy (null: no cap)."
+    )
+    fallback_hpa: str | None = Field(
+        None, description="An HPA manifest that decides when the policy cannot act or metrics are partial."
+    )
+    partial_metrics: Literal["block-scale-down", "pass"] = Field(
+        "block-scale-down",
+        description="Partial metrics: block scale-down (the controller's rule), or pass the policy's count through "
+        "(the Kubernetes HPA, whose algorithm handles missing pods itself).",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SafetySpec:
+        if self.max_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
+        return self
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.min_replicas, self.max_replicas, self.max_change_per_step)
 
 
 class Source(StrEnum):
@@ -47,14 +84,17 @@ class MetricsHealth:
 
 @dataclass(frozen=True)
 class Limits:
+    """Bounds and the per-step cap; None: no upper bound, no cap."""
+
     min_replicas: int
-    max_replicas: int
-    max_change_per_step: int
+    max_replicas: int | None
+    max_change_per_step: int | None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.min_replicas <= self.max_replicas:
+        top = self.max_replicas if self.max_replicas is not None else self.min_replicas
+        if not 0 <= self.min_replicas <= top:
             raise ValueError(f"need 0 <= min_replicas ({self.min_replicas}) <= max_replicas ({self.max_replicas})")
-        if self.max_change_per_step < 1:
+        if self.max_change_per_step is not None and self.max_change_per_step < 1:
             raise ValueError(f"max_change_per_step must be >= 1, got {self.max_change_per_step}")
 
 
@@ -75,19 +115,31 @@ class Decision:
 
 
 def clamp(replicas: int, limits: Limits) -> int:
-    return max(limits.min_replicas, min(limits.max_replicas, replicas))
+    top = limits.max_replicas if limits.max_replicas is not None else replicas
+    return max(limits.min_replicas, min(top, replicas))
 
 
-def cap_change(current: int, target: int, max_change: int) -> int:
+def cap_change(current: int, target: int, max_change: int | None) -> int:
+    if max_change is None:
+        return target
     return max(current - max_change, min(current + max_change, target))
 
 
+def expected_to_report(pods: Iterable[PodInfo]) -> set[str]:
+    """The pods whose server answers scrapes: Running and Ready, or draining (pods still starting, or Ready but
+    restarting after a crash, are not expected to have metrics)."""
+    return {p.name for p in pods if p.phase is PodPhase.RUNNING and (p.ready or p.deletion)}
+
+
 def assess(
-    metrics: MetricsView, pods: Iterable[LivePod], gauges: Iterable[str], external: Iterable[str]
+    metrics: MetricsView, expected: Iterable[str], gauges: Iterable[str], external: Iterable[str]
 ) -> MetricsHealth:
-    """Partial when a scrape-able pod lacks a fresh sample of a per-pod gauge the policy reads, or an External
-    metric it reads is missing (pods still starting are not expected to have metrics)."""
-    expected = {p.name for p in pods if p.scrapeable}
+    """Unavailable when none of the ``expected`` pods has a fresh sample of any per-pod gauge the policy reads;
+    partial when some lacks one, or an External metric it reads is missing."""
+    expected = set(expected)
+    gauges = tuple(gauges)
+    if expected and gauges and not any(expected & set(metrics.pods_metric(name)) for name in gauges):
+        return MetricsHealth(Health.UNAVAILABLE, f"no fresh sample for any of {len(expected)} pods")
     gaps = []
     for name in gauges:
         missing = expected - set(metrics.pods_metric(name))
@@ -136,13 +188,14 @@ def _limit(
     notes = [why] if why else []
     target = clamp(desired, limits)
     if target != desired:
-        notes.append(f"clamped to [{limits.min_replicas}, {limits.max_replicas}]")
+        top = limits.max_replicas if limits.max_replicas is not None else "inf"
+        notes.append(f"clamped to [{limits.min_replicas}, {top}]")
     if target < current and (not allow_down or source is Source.HOLD):
         notes.append("scale-down blocked")
         target, held = current, True
     capped = cap_change(current, target, limits.max_change_per_step)
     if capped != target:
-        notes.append(f"capped at {limits.max_change_per_step:+d}/-{limits.max_change_per_step} per step")
+        notes.append(f"capped at +{limits.max_change_per_step}/-{limits.max_change_per_step} per step")
     verb = "hold" if capped == current else ("scale up" if capped > current else "scale down")
     notes.insert(0, f"{verb} {current} -> {capped}" if capped != current else f"{verb} at {current}")
     return Decision(current, desired, capped, "; ".join(notes), held, source)
