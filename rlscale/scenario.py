@@ -18,6 +18,7 @@ from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.metrics.faults import FaultSpec
 from rlscale.serving.config import PodConfig
 from rlscale.specs.catalog import read_document, validate
+from rlscale.workload.servegen import DAY_S, load_service
 
 
 # ---- arrivals -------------------------------------------------------------------
@@ -63,8 +64,80 @@ class MMPPSpec(StrictModel):
     mean_sojourn_s: list[float] = Field(min_length=2, description="Mean time spent in each state.")
 
 
+# Days of a production record (ServeGen's 14) kept apart: tuning and training see only "train"; "heldout" is for
+# evaluation, so a policy is judged on days it never saw.
+Split = Literal["train", "heldout"]
+SPLIT_DAYS: dict[str, tuple[int, int]] = {"train": (1, 10), "heldout": (11, 14)}
+
+
+class TopClients(StrictModel):
+    top: int = Field(ge=1, description="The k clients with the most requests over the training days (1-10).")
+
+
+class ServeGenSpec(StrictModel):
+    """A pool of production clients (ServeGen, Alibaba Cloud Model Studio): each client a renewal process per 600 s
+    window at that window's rate and fitted gap distribution; lengths per client and 6-hour window, else
+    ``workload.lengths``. See ``rlscale/workload/clientpool.py``."""
+
+    process: Literal["servegen"]
+    service: str = Field(
+        "m-small",
+        description="Bundled service (m-large, m-mid, m-small: language models of Alibaba Cloud Model Studio), a "
+        "folder of ServeGen chunk-<id>-trace.csv (and chunk-<id>-dataset.json) files, or a bundle .npz.",
+    )
+    clients: Literal["all"] | TopClients | list[int] = Field(
+        "all",
+        description="all; {top: k}, the k busiest over the training days (the same clients on either split); or a "
+        "list of ServeGen client ids.",
+    )
+    split: Split = Field(
+        "train", description="Days the scenario may play: train = days 1-10 (tuning, training), heldout = days 11-14."
+    )
+    days: tuple[int, int] | None = Field(
+        None, description="First and last day played (1-based, inclusive), within the split; default: all of it."
+    )
+    rate_scale: float = Field(
+        1.0,
+        gt=0,
+        description="Factor on every client's rate (shape and CV kept), dimensionless: production rates "
+        "are hundreds of req/s; a fleet here serves ~1-10 req/s per pod.",
+    )
+
+    @property
+    def day_range(self) -> tuple[int, int]:
+        """(first, last) day played, 1-based and inclusive."""
+        return self.days if self.days is not None else SPLIT_DAYS[self.split]
+
+    @property
+    def played_s(self) -> float:
+        """Length of the days played, s."""
+        first, last = self.day_range
+        return (last - first + 1) * DAY_S
+
+    @model_validator(mode="after")
+    def _check(self) -> ServeGenSpec:
+        first, last = self.day_range
+        low, high = SPLIT_DAYS[self.split]
+        if not low <= first <= last <= high:
+            raise ValueError(
+                f"days: [{first}, {last}] must be an ordered range within split {self.split!r} (days {low}-{high}); "
+                "held-out days 11-14 are for evaluation only"
+            )
+        service = load_service(self.service)
+        if last > service.days:
+            raise ValueError(f"days: {service.name} spans {service.days} days, not day {last}")
+        if isinstance(self.clients, list):
+            service.client_index(self.clients)
+        elif isinstance(self.clients, TopClients) and self.clients.top > service.client_ids.size:
+            raise ValueError(
+                f"clients.top: {service.name} has {service.client_ids.size} clients, not {self.clients.top}"
+            )
+        return self
+
+
 ArrivalSpec = Annotated[
-    PoissonSpec | DiurnalSpec | StepSpec | RampSpec | FlashCrowdSpec | MMPPSpec, Field(discriminator="process")
+    PoissonSpec | DiurnalSpec | StepSpec | RampSpec | FlashCrowdSpec | MMPPSpec | ServeGenSpec,
+    Field(discriminator="process"),
 ]
 
 
@@ -111,7 +184,11 @@ class TraceSpec(StrictModel):
 
 class WorkloadSpec(StrictModel):
     arrival: ArrivalSpec = PoissonSpec()
-    lengths: LengthSpec = EmpiricalLengthSpec()
+    lengths: LengthSpec = Field(
+        EmpiricalLengthSpec(),
+        description="Request lengths; for a servegen pool, the fallback where the data has no lengths for a client "
+        "and window (m-large, m-mid, some m-small clients).",
+    )
     trace: TraceSpec | None = Field(None, description="When set, arrivals and lengths come from the trace.")
 
 
@@ -173,6 +250,12 @@ class ScenarioConfig(StrictModel):
         times = [s.at_s for s in self.schedule]
         if times != sorted(times):
             raise ValueError(f"schedule: steps must be in time order, got at_s {times}")
+        arrival = self.workload.arrival
+        if isinstance(arrival, ServeGenSpec) and self.duration_s > arrival.played_s:
+            raise ValueError(
+                f"duration_s: {self.duration_s:g} s runs past the {arrival.played_s:g} s of days {arrival.day_range} "
+                "that workload.arrival plays"
+            )
         return self
 
 
@@ -200,7 +283,8 @@ def apply_overrides(
 
     ``trace`` replays that file *at its own rate and time, from its start*: the scenario's rate and time scales and
     window were chosen for its own trace, so inheriting them would silently replay another trace at, say, 3x.
-    ``rate_scale`` then scales whichever trace is replayed. A flag that cannot apply is an error, never ignored.
+    ``rate_scale`` then scales whichever trace is replayed, or a servegen client pool. A flag that cannot apply is an
+    error, never ignored.
     """
     data = scenario.model_dump(mode="json")
     for section, key, value in [
@@ -223,6 +307,8 @@ def apply_overrides(
         if workload["arrival"]["process"] != "poisson":
             raise ValueError(f"--rate only applies to a Poisson scenario, not {workload['arrival']['process']!r}")
         workload["arrival"]["rate_per_s"] = rate_per_s
+    if rate_scale is not None and not replaying and workload["arrival"]["process"] == "servegen":
+        workload["arrival"]["rate_scale"], rate_scale = rate_scale, None
     for flag, key, value in (("--trace-format", "format", trace_format), ("--rate-scale", "rate_scale", rate_scale)):
         if value is None:
             continue
@@ -235,6 +321,25 @@ def apply_overrides(
         if value is not None:
             data[key] = value
     return validate(ScenarioConfig, data, f"scenario {scenario.name!r} with overrides")
+
+
+def on_split(scenario: ScenarioConfig, split: Split, days: tuple[int, int] | None = None) -> ScenarioConfig:
+    """The same production scenario on ``split``'s days: tuning and training ask for ``"train"``, evaluation for
+    ``"heldout"``. Unless ``days`` says which, it plays as many days as before (at most the split's) from the split's
+    first day, or keeps its days if already on ``split``; ``duration_s`` is cut to the days played."""
+    arrival = scenario.workload.arrival
+    if not isinstance(arrival, ServeGenSpec):
+        raise ValueError(
+            f"scenario {scenario.name!r} has no production days to split (its arrivals are {arrival.process!r})"
+        )
+    if days is None and split != arrival.split:
+        low, high = SPLIT_DAYS[split]
+        first, last = arrival.day_range
+        days = (low, min(high, low + last - first))
+    fields: dict[str, Any] = {"workload.arrival.split": split, "workload.arrival.days": days or arrival.days}
+    played = fields["workload.arrival.days"] or SPLIT_DAYS[split]
+    fields["duration_s"] = min(scenario.duration_s, (played[1] - played[0] + 1) * DAY_S)
+    return with_fields(scenario, fields, where=f"on_split({split!r})")
 
 
 def with_fields(scenario: ScenarioConfig, fields: Mapping[str, Any], where: str = "--set scenario") -> ScenarioConfig:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from rlscale.scenario import (
+    SPLIT_DAYS,
     DiurnalSpec,
     EmpiricalLengthSpec,
     FittedLengthSpec,
@@ -16,7 +17,9 @@ from rlscale.scenario import (
     MMPPSpec,
     PoissonSpec,
     RampSpec,
+    ServeGenSpec,
     StepSpec,
+    TopClients,
     TraceSpec,
     WorkloadSpec,
 )
@@ -29,7 +32,9 @@ from rlscale.workload.arrivals import (
     RampArrivals,
     StepArrivals,
 )
+from rlscale.workload.clientpool import ClientPoolArrivals, select_clients
 from rlscale.workload.lengths import FixedLengths, LengthSampler, LognormalLengths, fit_lognormal
+from rlscale.workload.servegen import DAY_S, WINDOW_S, load_service
 from rlscale.workload.traces import TraceReplay, load_trace, trace_format, trace_lengths
 
 LENGTH_BLOCK = 4096
@@ -50,7 +55,21 @@ def arrival_process(spec) -> ArrivalProcess:
         )
     if isinstance(spec, MMPPSpec):
         return MMPPArrivals(tuple(spec.rates_per_s), tuple(spec.mean_sojourn_s))
+    if isinstance(spec, ServeGenSpec):
+        return client_pool(spec)
     raise TypeError(f"unknown arrival spec {spec!r}")
+
+
+def client_pool(spec: ServeGenSpec) -> ClientPoolArrivals:
+    """The pool's arrival process over the spec's days; ``top`` ranks clients over the training days only, so the
+    held-out days never steer what a scenario plays."""
+    service = load_service(spec.service)
+    ids = spec.clients if isinstance(spec.clients, list) else None
+    top = spec.clients.top if isinstance(spec.clients, TopClients) else None
+    clients = select_clients(service, ids, top, rank_days=min(SPLIT_DAYS["train"][1], service.days))
+    first, last = spec.day_range
+    per_day = DAY_S // WINDOW_S
+    return ClientPoolArrivals(service, clients, (first - 1) * per_day, (last - first + 1) * per_day, spec.rate_scale)
 
 
 def length_sampler(spec: LengthSpec) -> LengthSampler:
@@ -87,6 +106,9 @@ def request_stream(
         yield from trace_replay(spec.trace).times_and_lengths(arrival_rng, until_s)
         return
     lengths = length_sampler(spec.lengths)
+    if isinstance(spec.arrival, ServeGenSpec):  # lengths belong to each request's client and window
+        yield from client_pool(spec.arrival).requests(arrival_rng, length_rng, until_s, fallback=lengths)
+        return
     prompts: list[int] = []
     outputs: list[int] = []
     for time_s in arrival_process(spec.arrival).times(arrival_rng, until_s):
@@ -101,6 +123,7 @@ RATE_FIELDS = {
     "diurnal": ("mean_rate_per_s",),
     "ramp": ("from_rate_per_s", "to_rate_per_s"),
     "flash-crowd": ("base_rate_per_s", "peak_rate_per_s"),
+    "servegen": ("rate_scale",),
 }
 
 
