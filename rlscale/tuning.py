@@ -105,7 +105,9 @@ def with_values(manifest: dict, knobs: Sequence[Knob], values: dict[str, float])
 
 
 @dataclass
-class Evaluation:
+class TrialResult:
+    """One setting of the manifest, run on every seed: what it costs and whether it is feasible."""
+
     values: dict[str, float]
     cost_usd: float  # mean over seeds
     chip_hours: float
@@ -115,9 +117,9 @@ class Evaluation:
 
 @dataclass
 class TuneResult:
-    best: Evaluation | None  # None: no setting met the SLOs
+    best: TrialResult | None  # None: no setting met the SLOs
     best_manifest: dict | None
-    trials: list[Evaluation] = field(default_factory=list)
+    trials: list[TrialResult] = field(default_factory=list)
     skipped: int = 0  # (setting, seed) runs a resumed search found stored and did not run again
 
 
@@ -166,10 +168,10 @@ def run_seed(unit: SeedRun) -> dict[str, float]:
     return {"cost_usd": kpis.cost_usd, "chip_hours": kpis.chip_hours, "slo_attainment": attainment}
 
 
-def summarize_seeds(values: dict[str, float], runs: Sequence[dict[str, float]], slo_attainment: float) -> Evaluation:
+def summarize_seeds(values: dict[str, float], runs: Sequence[dict[str, float]], slo_attainment: float) -> TrialResult:
     """Mean cost and chip-hours over the seeds; feasible when the worst seed reaches ``slo_attainment``."""
     worst = min(r["slo_attainment"] for r in runs)
-    return Evaluation(
+    return TrialResult(
         values,
         sum(r["cost_usd"] for r in runs) / len(runs),
         sum(r["chip_hours"] for r in runs) / len(runs),
@@ -180,7 +182,7 @@ def summarize_seeds(values: dict[str, float], runs: Sequence[dict[str, float]], 
 
 def evaluate(
     manifest: dict, scenario: ScenarioConfig, seeds: Sequence[int], slo_attainment: float, values: dict[str, float]
-) -> Evaluation:
+) -> TrialResult:
     """One setting over ``seeds``, here and in order."""
     runs = [run_seed(SeedRun(manifest, scenario, seed)) for seed in seeds]
     return summarize_seeds(values, runs, slo_attainment)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 
 from rlscale.hpa import (
-    ControllerConfig,
     ExternalMetric,
     HorizontalController,
     HPABehavior,
+    HPAControllerConfig,
     HPAScalingPolicy,
     HPAScalingRules,
     HPASpec,
@@ -42,7 +42,7 @@ def levels(*values: int) -> dict[str, int]:
 
 def controller(spec: HPASpec, *, fresh: bool = True, **config) -> HorizontalController:
     """``fresh=False`` is upstream's fixture with ``recommendations: []`` (no initial recommendation)."""
-    return HorizontalController(spec, ControllerConfig(**config), recommendations=None if fresh else [])
+    return HorizontalController(spec, HPAControllerConfig(**config), recommendations=None if fresh else [])
 
 
 def spec(min_replicas, max_replicas, *metrics, behavior=None) -> HPASpec:
@@ -310,7 +310,9 @@ def test_scale_down_stabilize_initial_size():
 )
 def test_scale_up_from_zero(gate, target, level, want):
     hpa = HorizontalController(
-        spec(0, 6, ExternalMetric("qps", value_milli=target)), ControllerConfig(scale_to_zero=gate), scaled_to_zero=True
+        spec(0, 6, ExternalMetric("qps", value_milli=target)),
+        HPAControllerConfig(scale_to_zero=gate),
+        scaled_to_zero=True,
     )
     assert reconcile_samples(hpa, 0, external=[level]) == want
     assert hpa.scaled_to_zero is False
@@ -326,7 +328,9 @@ def test_scale_up_from_zero_without_condition(gate):
 @pytest.mark.parametrize("gate, want", [(True, 2), (False, 0)], ids=["HPAScaleToZero=true", "HPAScaleToZero=false"])
 def test_scale_up_from_zero_when_min_replicas_increased(gate, want):
     hpa = HorizontalController(
-        spec(2, 6, ExternalMetric("qps", value_milli=15000)), ControllerConfig(scale_to_zero=gate), scaled_to_zero=True
+        spec(2, 6, ExternalMetric("qps", value_milli=15000)),
+        HPAControllerConfig(scale_to_zero=gate),
+        scaled_to_zero=True,
     )
     assert reconcile_samples(hpa, 0, external=[10000]) == want
 
@@ -334,7 +338,7 @@ def test_scale_up_from_zero_when_min_replicas_increased(gate, want):
 @pytest.mark.parametrize("gate", [True, False], ids=["HPAScaleToZero=true", "HPAScaleToZero=false"])
 def test_scaled_to_zero_condition_handled_on_normal_rescale(gate):
     # CPU 1 500 m over 3 000 m = 50% of 30% -> ceil(1.67 * 3) = 5.
-    hpa = HorizontalController(spec(1, 6, QPS_15), ControllerConfig(scale_to_zero=gate), scaled_to_zero=True)
+    hpa = HorizontalController(spec(1, 6, QPS_15), HPAControllerConfig(scale_to_zero=gate), scaled_to_zero=True)
     assert hpa.reconcile(NOW, 3, [5]) == 5
     assert hpa.scaled_to_zero is False
 
@@ -378,4 +382,4 @@ def test_reconcile_checks_its_inputs():
     with pytest.raises(ValueError, match="proposals"):
         hpa.reconcile(NOW, 3, [1, 2])
     with pytest.raises(ValueError, match="tolerance"):
-        ControllerConfig(tolerance=-1)
+        HPAControllerConfig(tolerance=-1)

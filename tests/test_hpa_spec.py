@@ -13,11 +13,11 @@ from rlscale.hpa import (
     HPAScalingPolicy,
     HPAScalingRules,
     HPASpec,
+    HPASpecError,
     PodsMetric,
     PolicyType,
     QuantityError,
     SelectPolicy,
-    SpecError,
     generate_hpa_scale_down_rules,
     generate_hpa_scale_up_rules,
     parse_quantity,
@@ -316,7 +316,7 @@ _DELETE = object()
     ],
 )
 def test_manifest_errors_name_the_path(edit, value, path, message):
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(HPASpecError) as info:
         HPASpec.from_manifest(_set(_doc(), edit, value))
     assert info.value.field == path
     assert message in str(info.value)
@@ -326,20 +326,20 @@ def test_min_replicas_zero_needs_an_external_metric():
     doc = _set(_doc(), "spec.minReplicas", 0)
     assert HPASpec.from_manifest(doc).min_replicas == 0  # HPAScaleToZero with an External metric
     doc["spec"]["metrics"].pop()
-    with pytest.raises(SpecError, match=r"spec\.minReplicas: 0 needs at least one External metric"):
+    with pytest.raises(HPASpecError, match=r"spec\.minReplicas: 0 needs at least one External metric"):
         HPASpec.from_manifest(doc)
 
 
 def test_python_constructors_name_the_field():
-    with pytest.raises(SpecError, match=r"^max_replicas: "):
+    with pytest.raises(HPASpecError, match=r"^max_replicas: "):
         HPASpec(max_replicas=0, metrics=[PodsMetric("qps", 1000)])
-    with pytest.raises(SpecError, match=r"^metrics: "):
+    with pytest.raises(HPASpecError, match=r"^metrics: "):
         HPASpec(max_replicas=3, metrics=[])
-    with pytest.raises(SpecError, match=r"^average_value_milli: "):
+    with pytest.raises(HPASpecError, match=r"^average_value_milli: "):
         PodsMetric("qps", 0)
-    with pytest.raises(SpecError, match=r"^period_seconds: "):
+    with pytest.raises(HPASpecError, match=r"^period_seconds: "):
         HPAScalingPolicy(PODS, 1, 0)
-    with pytest.raises(SpecError, match=r"^tolerance: "):
+    with pytest.raises(HPASpecError, match=r"^tolerance: "):
         HPAScalingRules(tolerance=-0.5)
 
 
@@ -372,8 +372,8 @@ def _with_metric(metric: dict) -> dict:
     return doc
 
 
-def _refusal(metric: dict) -> SpecError:
-    with pytest.raises(SpecError) as info:
+def _refusal(metric: dict) -> HPASpecError:
+    with pytest.raises(HPASpecError) as info:
         HPASpec.from_manifest(_with_metric(metric))
     assert info.value.field == "spec.metrics[1].type"
     return info.value

@@ -22,7 +22,7 @@ HardwareOpt = Annotated[
 ]
 
 
-class Phase(StrEnum):
+class PerfPhase(StrEnum):
     decode = "decode"
     prefill = "prefill"
 
@@ -31,7 +31,9 @@ class Phase(StrEnum):
 def perf(
     model: ModelOpt = "llama2-7b",
     hardware: HardwareOpt = "v5e-8",
-    phase: Annotated[Phase, typer.Option(help="decode: one step of a batch; prefill: one prompt.")] = Phase.decode,
+    phase: Annotated[
+        PerfPhase, typer.Option(help="decode: one step of a batch; prefill: one prompt.")
+    ] = PerfPhase.decode,
     batch: Annotated[
         int, typer.Option(min=1, help="Decode: sequences per step (a preallocated pod computes all its slots).")
     ] = 1,
@@ -54,7 +56,7 @@ def perf(
         _fail(exc)
     sm = RooflineStepModel.for_deployment(m, hw, PodConfig(prefill_launch=prefill_launch))
     out: dict[str, object] = {"model": m.name, "hardware": hw.name, "phase": phase.value}
-    if phase is Phase.decode:
+    if phase is PerfPhase.decode:
         ms = sm.decode_ms(batch, batch * ctx)
         out |= {
             "batch": batch,

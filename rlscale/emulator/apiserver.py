@@ -14,7 +14,7 @@ Served paths (namespaced; the core group under ``/api/v1``, others under ``/apis
 
 Errors are ``Status`` objects with the apiserver's reasons (NotFound,
 Conflict, AlreadyExists, Invalid, BadRequest, MethodNotAllowed). Each request
-is handled under the emulator's lock. :class:`Faults` lets a test make
+is handled under the emulator's lock. :class:`ApiFaults` lets a test make
 requests fail or slow down. Responses close the connection (HTTP/1.0), so no
 idle keep-alive connection holds a thread when the server stops.
 """
@@ -75,7 +75,7 @@ class _Fault:
     times: int
 
 
-class Faults:
+class ApiFaults:
     """Failures and latency injected into the API, for tests of a client's retries and back-off."""
 
     def __init__(self) -> None:
@@ -123,7 +123,7 @@ def injected(code: int, path: str) -> ApiError:
 class KubeApi:
     """Routes a request to the Deployment, the pods or the stored objects; returns (status, JSON body)."""
 
-    def __init__(self, deployment: FleetDeployment, store: Store, lock: threading.RLock, faults: Faults) -> None:
+    def __init__(self, deployment: FleetDeployment, store: Store, lock: threading.RLock, faults: ApiFaults) -> None:
         self.deployment, self.store, self.lock, self.faults = deployment, store, lock, faults
         self.requests = 0
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from rlscale.emulator.apiserver import ApiServer, Faults, KubeApi
+from rlscale.emulator.apiserver import ApiFaults, ApiServer, KubeApi
 from rlscale.emulator.deployment import FleetDeployment
 from rlscale.emulator.driver import RealTimeDriver
 from rlscale.emulator.network import DEVICE_PAGE, AddressPool, PodNetwork, reserve_port
@@ -86,7 +86,7 @@ class Emulator:
         self.metrics_port = self._port(metrics_port)
         self.device_port = None if device_port is None else self._port(device_port)
         self._targets_file = Path(targets_file) if targets_file is not None else None
-        self.faults = Faults()
+        self.faults = ApiFaults()
         versions = Versions()
         self.store = Store(versions, lambda: self.epoch_of(self.sim.env.now))
         self.deployment = FleetDeployment(

@@ -29,7 +29,7 @@ Modules: :mod:`~rlscale.hpa.spec` (the spec, defaulting, manifest parsing),
 :mod:`~rlscale.hpa.controller` (one HPA's state and reconcile loop).
 """
 
-from rlscale.hpa.controller import ControllerConfig, Decision, HorizontalController
+from rlscale.hpa.controller import HorizontalController, HPAControllerConfig, HPADecision
 from rlscale.hpa.horizontal import (
     Normalization,
     NormalizationArg,
@@ -66,22 +66,23 @@ from rlscale.hpa.spec import (
     HPAScalingPolicy,
     HPAScalingRules,
     HPASpec,
+    HPASpecError,
     PodsMetric,
     PolicyType,
     SelectPolicy,
-    SpecError,
     generate_hpa_scale_down_rules,
     generate_hpa_scale_up_rules,
 )
 
 __all__ = [
-    "ControllerConfig",
-    "Decision",
     "ExternalMetric",
     "HPABehavior",
+    "HPAControllerConfig",
+    "HPADecision",
     "HPAScalingPolicy",
     "HPAScalingRules",
     "HPASpec",
+    "HPASpecError",
     "HorizontalController",
     "Normalization",
     "NormalizationArg",
@@ -93,7 +94,6 @@ __all__ = [
     "QuantityError",
     "ReplicaCalculationError",
     "SelectPolicy",
-    "SpecError",
     "TimestampedRecommendation",
     "TimestampedScaleEvent",
     "Tolerances",

@@ -41,7 +41,7 @@ from rlscale.hpa.spec import ExternalMetric, HPASpec, MetricSpec, PodsMetric
 
 
 @dataclass(frozen=True, slots=True)
-class ControllerConfig:
+class HPAControllerConfig:
     """kube-controller-manager's HPA flags and feature gates, with their defaults."""
 
     tolerance: float = DEFAULT_TOLERANCE
@@ -66,7 +66,7 @@ class ControllerConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class HPADecision:
     """What one reconcile decided, with the reasons upstream would put in events and conditions."""
 
     now_s: float
@@ -92,7 +92,7 @@ class HorizontalController:
     def __init__(
         self,
         spec: HPASpec,
-        config: ControllerConfig | None = None,
+        config: HPAControllerConfig | None = None,
         *,
         recommendations: Iterable[TimestampedRecommendation] | None = None,
         scale_up_events: Iterable[TimestampedScaleEvent] = (),
@@ -100,7 +100,7 @@ class HorizontalController:
         scaled_to_zero: bool = False,
     ) -> None:
         self.spec = spec
-        self.config = config or ControllerConfig()
+        self.config = config or HPAControllerConfig()
         self.recommendations: list[TimestampedRecommendation] | None = (
             None if recommendations is None else list(recommendations)
         )
@@ -108,7 +108,7 @@ class HorizontalController:
         self.scale_down_events: list[TimestampedScaleEvent] = list(scale_down_events)
         self.scaled_to_zero = scaled_to_zero
         """The ``ScaledToZero`` condition: this HPA took the target to zero itself."""
-        self.last: Decision | None = None
+        self.last: HPADecision | None = None
 
     @property
     def tolerances(self) -> Tolerances:
@@ -194,7 +194,7 @@ class HorizontalController:
         if needs_metrics:
             metric_replicas = compute_replicas_for_metrics(current_replicas, proposals)
             if metric_replicas is None:  # all metrics invalid, or some invalid and the rest would scale down
-                self.last = Decision(now_s, current_replicas, current_replicas, False, "InvalidMetrics")
+                self.last = HPADecision(now_s, current_replicas, current_replicas, False, "InvalidMetrics")
                 return current_replicas
             desired = max(desired, metric_replicas)
             if desired > current_replicas:
@@ -239,7 +239,7 @@ class HorizontalController:
             )
         else:
             desired = current_replicas
-        self.last = Decision(now_s, current_replicas, desired, rescale, reason, metric_replicas, normalization)
+        self.last = HPADecision(now_s, current_replicas, desired, rescale, reason, metric_replicas, normalization)
         return desired
 
 
@@ -252,4 +252,4 @@ def _metric_description(metrics: Sequence[MetricSpec], proposals: Sequence[int |
     return f"{'pods' if isinstance(winner, PodsMetric) else 'external'} metric {winner.name}"
 
 
-__all__ = ["ControllerConfig", "Decision", "HorizontalController"]
+__all__ = ["HPAControllerConfig", "HPADecision", "HorizontalController"]

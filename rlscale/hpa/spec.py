@@ -27,7 +27,7 @@ MAX_PERIOD_SECONDS = 1800  # validation.MaxPeriodSeconds
 MAX_INT32 = 2**31 - 1
 
 
-class SpecError(ValueError):
+class HPASpecError(ValueError):
     """An invalid HPA spec; ``field`` names the offending field."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -40,20 +40,20 @@ class SpecError(ValueError):
 
 def _check_int32(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(name, f"want an integer, got {value!r}")
+        raise HPASpecError(name, f"want an integer, got {value!r}")
     if not -(2**31) <= value <= MAX_INT32:
-        raise SpecError(name, f"{value} does not fit an int32")
+        raise HPASpecError(name, f"{value} does not fit an int32")
 
 
 def _check_metric_name(name: object) -> None:
     """``validateMetricIdentifier``: a non-empty path segment name."""
     if not isinstance(name, str) or not name:
-        raise SpecError("name", "must specify a metric name")
+        raise HPASpecError("name", "must specify a metric name")
     if name in (".", ".."):
-        raise SpecError("name", f"may not be {name!r}")
+        raise HPASpecError("name", f"may not be {name!r}")
     for bad in ("/", "%"):
         if bad in name:
-            raise SpecError("name", f"may not contain {bad!r}")
+            raise HPASpecError("name", f"may not contain {bad!r}")
 
 
 def _camel(name: str) -> str:
@@ -84,15 +84,15 @@ class HPAScalingPolicy:
         try:
             object.__setattr__(self, "type", PolicyType(self.type))
         except ValueError:
-            raise SpecError("type", f"unsupported value {self.type!r}: want 'Pods' or 'Percent'") from None
+            raise HPASpecError("type", f"unsupported value {self.type!r}: want 'Pods' or 'Percent'") from None
         _check_int32("value", self.value)
         _check_int32("period_seconds", self.period_seconds)
         if self.value <= 0:
-            raise SpecError("value", f"must be greater than zero, got {self.value}")
+            raise HPASpecError("value", f"must be greater than zero, got {self.value}")
         if self.period_seconds <= 0:
-            raise SpecError("period_seconds", f"must be greater than zero, got {self.period_seconds}")
+            raise HPASpecError("period_seconds", f"must be greater than zero, got {self.period_seconds}")
         if self.period_seconds > MAX_PERIOD_SECONDS:
-            raise SpecError("period_seconds", f"must be less than or equal to {MAX_PERIOD_SECONDS}")
+            raise HPASpecError("period_seconds", f"must be less than or equal to {MAX_PERIOD_SECONDS}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +110,26 @@ class HPAScalingRules:
         if window is not None:
             _check_int32("stabilization_window_seconds", window)
             if window < 0:
-                raise SpecError("stabilization_window_seconds", f"must be greater than or equal to zero, got {window}")
+                raise HPASpecError(
+                    "stabilization_window_seconds", f"must be greater than or equal to zero, got {window}"
+                )
             if window > MAX_STABILIZATION_WINDOW_SECONDS:
-                raise SpecError(
+                raise HPASpecError(
                     "stabilization_window_seconds", f"must be less than or equal to {MAX_STABILIZATION_WINDOW_SECONDS}"
                 )
         if self.select_policy is not None:
             try:
                 object.__setattr__(self, "select_policy", SelectPolicy(self.select_policy))
             except ValueError:
-                raise SpecError(
+                raise HPASpecError(
                     "select_policy", f"unsupported value {self.select_policy!r}: want 'Max', 'Min' or 'Disabled'"
                 ) from None
         if self.policies is not None:
             object.__setattr__(self, "policies", tuple(self.policies))
             if not self.policies:
-                raise SpecError("policies", "must specify at least one Policy")
+                raise HPASpecError("policies", "must specify at least one Policy")
         if self.tolerance is not None and not self.tolerance >= 0:
-            raise SpecError("tolerance", f"must be greater than or equal to zero, got {self.tolerance}")
+            raise HPASpecError("tolerance", f"must be greater than or equal to zero, got {self.tolerance}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +196,7 @@ class PodsMetric:
     def __post_init__(self) -> None:
         _check_metric_name(self.name)
         if self.average_value_milli <= 0:
-            raise SpecError("average_value_milli", f"must be positive, got {self.average_value_milli}")
+            raise HPASpecError("average_value_milli", f"must be positive, got {self.average_value_milli}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +215,13 @@ class ExternalMetric:
     def __post_init__(self) -> None:
         _check_metric_name(self.name)
         if self.value_milli is None and self.average_value_milli is None:
-            raise SpecError("average_value_milli", "must set either a target value for metric or a per-pod target")
+            raise HPASpecError("average_value_milli", "must set either a target value for metric or a per-pod target")
         if self.value_milli is not None and self.average_value_milli is not None:
-            raise SpecError("value_milli", "may not set both a target value for metric and a per-pod target")
+            raise HPASpecError("value_milli", "may not set both a target value for metric and a per-pod target")
         for name in ("value_milli", "average_value_milli"):
             target = getattr(self, name)
             if target is not None and target <= 0:
-                raise SpecError(name, f"must be positive, got {target}")
+                raise HPASpecError(name, f"must be positive, got {target}")
 
 
 MetricSpec = PodsMetric | ExternalMetric
@@ -252,23 +254,23 @@ class HPASpec:
         _check_int32("min_replicas", self.min_replicas)
         _check_int32("max_replicas", self.max_replicas)
         if not self.metrics:
-            raise SpecError(
+            raise HPASpecError(
                 "metrics", "at least one Pods or External metric is required (the CPU default is not modelled)"
             )
         for i, metric in enumerate(self.metrics):
             if not isinstance(metric, PodsMetric | ExternalMetric):
-                raise SpecError(f"metrics[{i}]", f"want a PodsMetric or ExternalMetric, got {type(metric).__name__}")
+                raise HPASpecError(f"metrics[{i}]", f"want a PodsMetric or ExternalMetric, got {type(metric).__name__}")
         if self.min_replicas < 0:
-            raise SpecError("min_replicas", f"must be greater than or equal to 0, got {self.min_replicas}")
+            raise HPASpecError("min_replicas", f"must be greater than or equal to 0, got {self.min_replicas}")
         if self.min_replicas == 0 and not self.has_external_metrics():
             # HPAScaleToZero (alpha): zero is accepted only with an Object or External metric.
-            raise SpecError(
+            raise HPASpecError(
                 "min_replicas", "0 needs at least one External metric (HPAScaleToZero); otherwise it must be > 0"
             )
         if self.max_replicas < 1:
-            raise SpecError("max_replicas", f"must be greater than 0, got {self.max_replicas}")
+            raise HPASpecError("max_replicas", f"must be greater than 0, got {self.max_replicas}")
         if self.max_replicas < self.min_replicas:
-            raise SpecError(
+            raise HPASpecError(
                 "max_replicas",
                 f"must be greater than or equal to min_replicas ({self.min_replicas}), got {self.max_replicas}",
             )
@@ -331,12 +333,12 @@ class _ManifestReader:
         self._mapping(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"})
         api_version = doc.get("apiVersion")
         if api_version != "autoscaling/v2":
-            raise SpecError("apiVersion", f"want 'autoscaling/v2', got {api_version!r}")
+            raise HPASpecError("apiVersion", f"want 'autoscaling/v2', got {api_version!r}")
         if doc.get("kind") != "HorizontalPodAutoscaler":
-            raise SpecError("kind", f"want 'HorizontalPodAutoscaler', got {doc.get('kind')!r}")
+            raise HPASpecError("kind", f"want 'HorizontalPodAutoscaler', got {doc.get('kind')!r}")
         metadata = doc.get("metadata") or {}
         if not isinstance(metadata, Mapping):
-            raise SpecError("metadata", "want a mapping")
+            raise HPASpecError("metadata", "want a mapping")
         spec = self._required(doc, "spec", "")
         self._mapping(spec, "spec", {"scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior"})
         metrics = self._list(self._required(spec, "metrics", "spec"), "spec.metrics")
@@ -360,19 +362,19 @@ class _ManifestReader:
         self._mapping(ref, path, {"apiVersion", "kind", "name"})
         for key in ("kind", "name"):
             if not isinstance(ref.get(key), str) or not ref[key]:
-                raise SpecError(f"{path}.{key}", "required")
+                raise HPASpecError(f"{path}.{key}", "required")
         return ScaleTargetRef(kind=ref["kind"], name=ref["name"], api_version=str(ref.get("apiVersion", "")))
 
     def _metric(self, metric: Any, path: str) -> MetricSpec:
         self._mapping(metric, path, {"type", "pods", "external", "object", "resource", "containerResource"})
         kind = metric.get("type")
         if not kind:
-            raise SpecError(f"{path}.type", "must specify a metric source type")
+            raise HPASpecError(f"{path}.type", "must specify a metric source type")
         if kind not in _SOURCES:
-            raise SpecError(f"{path}.type", _unmodelled_type(kind))
+            raise HPASpecError(f"{path}.type", _unmodelled_type(kind))
         key = _SOURCES[kind]
         for other in set(metric) - {"type", key}:
-            raise SpecError(f"{path}.{other}", "must populate the given metric source only")
+            raise HPASpecError(f"{path}.{other}", "must populate the given metric source only")
         source = self._required(metric, key, path)
         path = f"{path}.{key}"
         self._mapping(source, path, {"metric", "target"})
@@ -384,18 +386,18 @@ class _ManifestReader:
         self._mapping(target, f"{path}.target", {"type", "value", "averageValue", "averageUtilization"})
         target_type = target.get("type")
         if not target_type:
-            raise SpecError(f"{path}.target.type", "must specify a metric target type")
+            raise HPASpecError(f"{path}.target.type", "must specify a metric target type")
         if target_type not in ("Utilization", "Value", "AverageValue"):
-            raise SpecError(f"{path}.target.type", "must be either Utilization, Value, or AverageValue")
+            raise HPASpecError(f"{path}.target.type", "must be either Utilization, Value, or AverageValue")
         if "averageUtilization" in target:
-            raise SpecError(f"{path}.target.averageUtilization", "only Resource metrics take a utilization target")
+            raise HPASpecError(f"{path}.target.averageUtilization", "only Resource metrics take a utilization target")
         value = self._target(target, "value", f"{path}.target")
         average = self._target(target, "averageValue", f"{path}.target")
         if kind == "Pods":
             if average is None:
-                raise SpecError(f"{path}.target.averageValue", "must specify a positive target averageValue")
+                raise HPASpecError(f"{path}.target.averageValue", "must specify a positive target averageValue")
             if value is not None:
-                raise SpecError(f"{path}.target.value", "a Pods metric takes an averageValue target only")
+                raise HPASpecError(f"{path}.target.value", "a Pods metric takes an averageValue target only")
             where = {"name": "metric.name"}
             return self._build(path, PodsMetric, name=name, average_value_milli=average, selector=selector, where=where)
         return self._build(
@@ -415,9 +417,9 @@ class _ManifestReader:
         try:
             quantity = parse_quantity(target[key])
         except QuantityError as e:
-            raise SpecError(f"{path}.{key}", str(e)) from None
+            raise HPASpecError(f"{path}.{key}", str(e)) from None
         if quantity.sign() != 1:
-            raise SpecError(f"{path}.{key}", f"must be positive, got {target[key]!r}")
+            raise HPASpecError(f"{path}.{key}", f"must be positive, got {target[key]!r}")
         return quantity.milli_value()
 
     def _selector(self, selector: Any, path: str) -> LabelSelector:
@@ -453,9 +455,9 @@ class _ManifestReader:
             try:
                 quantity = parse_quantity(rules["tolerance"])
             except QuantityError as e:
-                raise SpecError(f"{path}.tolerance", str(e)) from None
+                raise HPASpecError(f"{path}.tolerance", str(e)) from None
             if quantity.sign() < 0:
-                raise SpecError(f"{path}.tolerance", f"must be >= 0, got {rules['tolerance']!r}")
+                raise HPASpecError(f"{path}.tolerance", f"must be >= 0, got {rules['tolerance']!r}")
             tolerance = quantity.as_approximate_float64()
         window = rules.get("stabilizationWindowSeconds")
         if window is not None:
@@ -487,34 +489,34 @@ class _ManifestReader:
         """Construct ``cls``; a field error is re-raised with the manifest path of that field."""
         try:
             return cls(**kwargs)
-        except SpecError as e:
+        except HPASpecError as e:
             sub = (where or {}).get(e.field) or _camel(e.field)
-            raise SpecError(f"{path}.{sub}" if path else sub, e.message) from None
+            raise HPASpecError(f"{path}.{sub}" if path else sub, e.message) from None
 
     @staticmethod
     def _mapping(value: Any, path: str, allowed: set[str] | None) -> None:
         if not isinstance(value, Mapping):
-            raise SpecError(path or "<document>", f"want a mapping, got {type(value).__name__}")
+            raise HPASpecError(path or "<document>", f"want a mapping, got {type(value).__name__}")
         if allowed is not None:
             for key in _unknown(value, allowed):
-                raise SpecError(f"{path}.{key}" if path else str(key), "unknown field")
+                raise HPASpecError(f"{path}.{key}" if path else str(key), "unknown field")
 
     @staticmethod
     def _list(value: Any, path: str) -> list[Any]:
         if not isinstance(value, list):
-            raise SpecError(path, f"want a list, got {type(value).__name__}")
+            raise HPASpecError(path, f"want a list, got {type(value).__name__}")
         return value
 
     @staticmethod
     def _required(mapping: Mapping[str, Any], key: str, path: str) -> Any:
         if mapping.get(key) is None:
-            raise SpecError(f"{path}.{key}" if path else key, "required")
+            raise HPASpecError(f"{path}.{key}" if path else key, "required")
         return mapping[key]
 
     @staticmethod
     def _int(value: Any, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(path, f"want an integer, got {value!r}")
+            raise HPASpecError(path, f"want an integer, got {value!r}")
         return value
 
 
@@ -530,13 +532,13 @@ __all__ = [
     "HPAScalingPolicy",
     "HPAScalingRules",
     "HPASpec",
+    "HPASpecError",
     "LabelSelector",
     "MetricSpec",
     "PodsMetric",
     "PolicyType",
     "ScaleTargetRef",
     "SelectPolicy",
-    "SpecError",
     "generate_hpa_scale_down_rules",
     "generate_hpa_scale_up_rules",
 ]

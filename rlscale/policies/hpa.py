@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlscale.hpa import ControllerConfig, HorizontalController
+from rlscale.hpa import HorizontalController, HPAControllerConfig
 from rlscale.hpa.spec import ExternalMetric, HPASpec, PodsMetric
 from rlscale.metrics.names import MetricKind, sample_name
 from rlscale.policies.base import ClusterState
@@ -20,17 +20,17 @@ def to_milli(value: float) -> int:
 class HPAPolicy:
     """One HorizontalPodAutoscaler reading Pods/External metrics through the pipeline."""
 
-    def __init__(self, spec: HPASpec, config: ControllerConfig | None = None) -> None:
+    def __init__(self, spec: HPASpec, config: HPAControllerConfig | None = None) -> None:
         self.spec = spec
         self.controller = HorizontalController(spec, config)
         self.sync_period_s = self.controller.config.sync_period_s
 
     @classmethod
-    def from_manifest(cls, doc: dict, config: ControllerConfig | None = None) -> HPAPolicy:
+    def from_manifest(cls, doc: dict, config: HPAControllerConfig | None = None) -> HPAPolicy:
         return cls(HPASpec.from_manifest(doc), config)
 
     @classmethod
-    def from_file(cls, path: str | Path, config: ControllerConfig | None = None) -> HPAPolicy:
+    def from_file(cls, path: str | Path, config: HPAControllerConfig | None = None) -> HPAPolicy:
         return cls.from_manifest(read_document(Path(path)), config)
 
     def default_safety(self) -> SafetySpec:

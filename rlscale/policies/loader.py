@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from rlscale.hpa.spec import SpecError as HPASpecError
+from rlscale.hpa.spec import HPASpecError
 from rlscale.metrics.names import UnknownMetricError, check_metric_name
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.control import ControlLoop
