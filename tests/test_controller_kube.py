@@ -8,7 +8,7 @@ import pytest
 
 from rlscale.deploy.kube import KubeCluster, KubeConfigError, KubeError, RetryPolicy, api_client
 from rlscale.deploy.leader import LeaseElector
-from rlscale.hpa.replica_calculator import PodPhase
+from rlscale.pods import PodPhase
 from tests.test_controller_fakes import SELECTOR, Clock, FakeKube, hpa_json, pod_json
 
 

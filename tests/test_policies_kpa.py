@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rlscale.hpa.replica_calculator import PodInfo
+from rlscale.pods import PodInfo
 from rlscale.policies.base import ClusterState
 from rlscale.policies.kpa import KPAConfig, KPAPolicy, TimedBuckets
 from rlscale.policies.loader import load_agent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlscale.hpa.replica_calculator import PodInfo, PodPhase
+from rlscale.pods import PodInfo, PodPhase
 from rlscale.policies.base import ClusterState
 from rlscale.policies.loader import load_agent
 from rlscale.policies.saturation import SaturationConfig, SaturationPolicy, analyze

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlscale.hpa.replica_calculator import PodInfo
+from rlscale.pods import PodInfo
 from rlscale.policies import static
 from rlscale.policies.base import ClusterState
 from rlscale.policies.loader import load_agent

@@ -20,10 +20,10 @@ import numpy as np
 import simpy
 
 from rlscale.cluster.config import FleetConfig
+from rlscale.cluster.lifecycle import startup_delays
 from rlscale.cluster.nodes import Node, NodePool
 from rlscale.cluster.routing import make_router
-from rlscale.hpa.replica_calculator import PodInfo, PodPhase
-from rlscale.serving.buckets import prefill_buckets
+from rlscale.pods import PodInfo, PodPhase
 from rlscale.serving.config import PodConfig
 from rlscale.serving.hbm import HBMBudget
 from rlscale.serving.pod import JetStreamPod, PodStatus
@@ -68,15 +68,6 @@ class ScaleEvent:
     to_replicas: int
 
 
-@dataclass(frozen=True)
-class StartupDelays:
-    """The fixed part of a pod's start, derived from the lifecycle and the model."""
-
-    image_pull_s: float
-    weight_load_s: float
-    warmup_s: float
-
-
 class Fleet:
     """Pods of one model on one host type, behind one gateway."""
 
@@ -95,14 +86,9 @@ class Fleet:
         slots = pod_config.per_device_batch_size * self.hardware.chips_per_host
         HBMBudget.for_pod(pod_config, self.model, self.hardware, slots)  # fail now, not at the first scale-up
         life = config.lifecycle
-        self.delays = StartupDelays(
-            image_pull_s=life.image_pull_s,
-            weight_load_s=self.model.weight_bytes / life.weight_load_bytes_per_s,
-            warmup_s=life.warmup_fixed_s
-            + life.warmup_s_per_bucket * len(prefill_buckets(pod_config.max_prefill_predict_length)),
-        )
+        self.delays = startup_delays(pod_config, life, self.model)
         # a crashed container restarts on its node: no pull of a cached image, but load and warm-up again
-        self.pod_config = pod_config.model_copy(update={"restart_s": self.delays.weight_load_s + self.delays.warmup_s})
+        self.pod_config = pod_config.model_copy(update={"restart_s": self.delays.restart_s})
         node_rng, router_rng = rng.spawn(2)
         self.nodes = NodePool(env, life, node_rng, self.hardware.chips_per_host)
         self.router = make_router(config.routing, router_rng)

@@ -22,8 +22,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from rlscale.deploy.pods import LivePod
-from rlscale.hpa.replica_calculator import PodPhase
 from rlscale.metrics.pipeline import MetricsView
+from rlscale.pods import PodPhase
 from rlscale.policies.base import ClusterState
 
 log = logging.getLogger(__name__)

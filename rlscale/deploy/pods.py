@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlscale.hpa.replica_calculator import PodInfo, PodPhase
+from rlscale.pods import PodInfo, PodPhase
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from rlscale.emulator.objects import (
     rfc3339,
 )
 from rlscale.emulator.store import Versions, check_version
-from rlscale.hpa.replica_calculator import PodInfo, PodPhase
+from rlscale.pods import PodInfo, PodPhase
 from rlscale.simulation import Simulation
 
 CONTAINER = "jetstream"

@@ -51,8 +51,6 @@ from rlscale.hpa.horizontal import (
 )
 from rlscale.hpa.quantity import Quantity, QuantityError, parse_quantity, parse_quantity_milli
 from rlscale.hpa.replica_calculator import (
-    PodInfo,
-    PodPhase,
     ReplicaCalculationError,
     Tolerances,
     get_external_metric_replicas,
@@ -73,6 +71,7 @@ from rlscale.hpa.spec import (
     generate_hpa_scale_down_rules,
     generate_hpa_scale_up_rules,
 )
+from rlscale.pods import PodInfo, PodPhase  # the pods the calculator groups: vocabulary below every layer
 
 __all__ = [
     "ExternalMetric",

@@ -29,7 +29,6 @@ from rlscale.hpa.horizontal import (
 )
 from rlscale.hpa.replica_calculator import (
     DEFAULT_TOLERANCE,
-    PodInfo,
     ReplicaCalculationError,
     Tolerances,
     get_external_metric_replicas,
@@ -38,6 +37,7 @@ from rlscale.hpa.replica_calculator import (
     ready_pods_count,
 )
 from rlscale.hpa.spec import ExternalMetric, HPASpec, MetricSpec, PodsMetric
+from rlscale.pods import PodInfo
 
 
 @dataclass(frozen=True, slots=True)

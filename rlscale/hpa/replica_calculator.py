@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+
+from rlscale.pods import PodInfo, PodPhase
 
 MAX_INT32 = 2**31 - 1
 MIN_INT32 = -(2**31)
@@ -28,32 +29,6 @@ DEFAULT_TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
 
 class ReplicaCalculationError(RuntimeError):
     """The metric cannot give a replica count this sync; the controller counts it as an invalid metric."""
-
-
-class PodPhase(StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    UNKNOWN = "Unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class PodInfo:
-    """What the calculator reads from a pod the HPA's selector matches.
-
-    ``ready`` is the PodReady condition; ``deletion`` is a set deletionTimestamp.
-    Start and readiness-transition times matter only for CPU metrics, which are not
-    modelled, so they are not carried.
-    """
-
-    name: str
-    phase: PodPhase = PodPhase.RUNNING
-    ready: bool = True
-    deletion: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "phase", PodPhase(self.phase))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,8 +263,6 @@ __all__ = [
     "MAX_INT32",
     "MAX_INT64",
     "PodGroups",
-    "PodInfo",
-    "PodPhase",
     "ReplicaCalculationError",
     "Tolerances",
     "get_external_metric_replicas",

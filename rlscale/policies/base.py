@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rlscale.hpa.replica_calculator import PodInfo
 from rlscale.metrics.pipeline import MetricsView
+from rlscale.pods import PodInfo
 
 
 @dataclass(frozen=True)

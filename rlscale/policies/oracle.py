@@ -54,9 +54,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from rlscale.cluster.config import DelaySpec
+from rlscale.cluster.lifecycle import startup_delays
 from rlscale.policies.base import ClusterState
 from rlscale.scenario import ScenarioConfig
-from rlscale.serving.buckets import prefill_buckets
 from rlscale.simulation import arrivals, run_scenario
 from rlscale.specs import load_hardware, load_model
 
@@ -99,13 +99,8 @@ class OracleConfig(BaseModel):
 def cold_start_s(scenario: ScenarioConfig, quantile_sigmas: float) -> float:
     """Time from a scale-up to Ready on a new node, at a high quantile of provisioning."""
     life = scenario.fleet.lifecycle
-    provisioning = life.node_provisioning
-    node_s = _quantile(provisioning, quantile_sigmas)
-    weight_load_s = load_model(scenario.pod.model).weight_bytes / life.weight_load_bytes_per_s
-    warmup_s = life.warmup_fixed_s + life.warmup_s_per_bucket * len(
-        prefill_buckets(scenario.pod.max_prefill_predict_length)
-    )
-    return node_s + life.image_pull_s + weight_load_s + warmup_s
+    node_s = _quantile(life.node_provisioning, quantile_sigmas)
+    return node_s + startup_delays(scenario.pod, life, load_model(scenario.pod.model)).total_s
 
 
 def _quantile(delay: DelaySpec, sigmas: float) -> float:

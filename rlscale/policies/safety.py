@@ -24,8 +24,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from rlscale.config import StrictModel
-from rlscale.hpa.replica_calculator import PodInfo, PodPhase
 from rlscale.metrics.pipeline import MetricsView
+from rlscale.pods import PodInfo, PodPhase
 
 
 class SafetySpec(StrictModel):
