@@ -1,5 +1,9 @@
 """Scenario files (``envs/*.yaml``): pod, fleet, traffic, SLOs, prices, metrics pipeline, seed.
 
+A scenario composes the settings each layer below declares: the pod (``rlscale.serving.config``), the fleet
+(``rlscale.cluster.config``), the traffic (``rlscale.workload.specs``), the metrics pipeline and its faults
+(``rlscale.metrics``); what is declared here is what belongs to a run as a whole (SLOs, prices, reward, seed).
+
 Parsing is strict: an unknown key or a bad value is an error naming the file
 and the field.
 """
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -18,181 +22,11 @@ from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.metrics.faults import FaultSpec
 from rlscale.serving.config import PodConfig
 from rlscale.specs.catalog import read_document, validate
-from rlscale.workload.servegen import DAY_S, load_service
+from rlscale.workload.servegen import DAY_S
+from rlscale.workload.specs import SPLIT_DAYS, ServeGenSpec, Split, WorkloadSpec
 
 
-# ---- arrivals -------------------------------------------------------------------
-class PoissonSpec(StrictModel):
-    process: Literal["poisson"] = "poisson"
-    rate_per_s: float = Field(5.0, gt=0, description="Mean arrival rate, requests/s.")
-
-
-class DiurnalSpec(StrictModel):
-    process: Literal["diurnal"]
-    mean_rate_per_s: float = Field(gt=0)
-    amplitude: float = Field(0.5, ge=0, le=1, description="Peak-to-mean swing as a fraction of the mean.")
-    period_s: float = Field(86400.0, gt=0)
-    phase_s: float = 0.0
-
-
-class StepSpec(StrictModel):
-    process: Literal["step"]
-    steps: list[tuple[float, float]] = Field(min_length=1, description="(start_s, rate_per_s) pairs, in time order.")
-
-
-class RampSpec(StrictModel):
-    process: Literal["ramp"]
-    from_rate_per_s: float = Field(ge=0)
-    to_rate_per_s: float = Field(ge=0)
-    start_s: float = Field(ge=0)
-    end_s: float = Field(gt=0)
-
-
-class FlashCrowdSpec(StrictModel):
-    process: Literal["flash-crowd"]
-    base_rate_per_s: float = Field(gt=0)
-    peak_rate_per_s: float = Field(gt=0)
-    start_s: float = Field(ge=0)
-    rise_s: float = Field(60.0, ge=0)
-    hold_s: float = Field(300.0, ge=0)
-    decay_s: float = Field(300.0, ge=0)
-
-
-class MMPPSpec(StrictModel):
-    process: Literal["mmpp"]
-    rates_per_s: list[float] = Field(min_length=2, description="Arrival rate in each hidden state.")
-    mean_sojourn_s: list[float] = Field(min_length=2, description="Mean time spent in each state.")
-
-
-# Days of a production record (ServeGen's 14) kept apart: tuning and training see only "train"; "heldout" is for
-# evaluation, so a policy is judged on days it never saw.
-Split = Literal["train", "heldout"]
-SPLIT_DAYS: dict[str, tuple[int, int]] = {"train": (1, 10), "heldout": (11, 14)}
-
-
-class TopClients(StrictModel):
-    top: int = Field(ge=1, description="The k clients with the most requests over the training days (1-10).")
-
-
-class ServeGenSpec(StrictModel):
-    """A pool of production clients (ServeGen, Alibaba Cloud Model Studio): each client a renewal process per 600 s
-    window at that window's rate and fitted gap distribution; lengths per client and 6-hour window, else
-    ``workload.lengths``. See ``rlscale/workload/clientpool.py``."""
-
-    process: Literal["servegen"]
-    service: str = Field(
-        "m-small",
-        description="Bundled service (m-large, m-mid, m-small: language models of Alibaba Cloud Model Studio), a "
-        "folder of ServeGen chunk-<id>-trace.csv (and chunk-<id>-dataset.json) files, or a bundle .npz.",
-    )
-    clients: Literal["all"] | TopClients | list[int] = Field(
-        "all",
-        description="all; {top: k}, the k busiest over the training days (the same clients on either split); or a "
-        "list of ServeGen client ids.",
-    )
-    split: Split = Field(
-        "train", description="Days the scenario may play: train = days 1-10 (tuning, training), heldout = days 11-14."
-    )
-    days: tuple[int, int] | None = Field(
-        None, description="First and last day played (1-based, inclusive), within the split; default: all of it."
-    )
-    rate_scale: float = Field(
-        1.0,
-        gt=0,
-        description="Factor on every client's rate (shape and CV kept), dimensionless: production rates "
-        "are hundreds of req/s; a fleet here serves ~1-10 req/s per pod.",
-    )
-
-    @property
-    def day_range(self) -> tuple[int, int]:
-        """(first, last) day played, 1-based and inclusive."""
-        return self.days if self.days is not None else SPLIT_DAYS[self.split]
-
-    @property
-    def played_s(self) -> float:
-        """Length of the days played, s."""
-        first, last = self.day_range
-        return (last - first + 1) * DAY_S
-
-    @model_validator(mode="after")
-    def _check(self) -> ServeGenSpec:
-        first, last = self.day_range
-        low, high = SPLIT_DAYS[self.split]
-        if not low <= first <= last <= high:
-            raise ValueError(
-                f"days: [{first}, {last}] must be an ordered range within split {self.split!r} (days {low}-{high}); "
-                "held-out days 11-14 are for evaluation only"
-            )
-        service = load_service(self.service)
-        if last > service.days:
-            raise ValueError(f"days: {service.name} spans {service.days} days, not day {last}")
-        if isinstance(self.clients, list):
-            service.client_index(self.clients)
-        elif isinstance(self.clients, TopClients) and self.clients.top > service.client_ids.size:
-            raise ValueError(
-                f"clients.top: {service.name} has {service.client_ids.size} clients, not {self.clients.top}"
-            )
-        return self
-
-
-ArrivalSpec = Annotated[
-    PoissonSpec | DiurnalSpec | StepSpec | RampSpec | FlashCrowdSpec | MMPPSpec | ServeGenSpec,
-    Field(discriminator="process"),
-]
-
-
-# ---- lengths and traces -----------------------------------------------------------
-class FixedLengthSpec(StrictModel):
-    kind: Literal["fixed"] = "fixed"
-    prompt_tokens: int = Field(gt=0)
-    output_tokens: int = Field(gt=0)
-
-
-class EmpiricalLengthSpec(StrictModel):
-    kind: Literal["empirical"] = "empirical"
-    trace: str = Field("azure-conv", description="Bundled trace name or path to an Azure CSV / Mooncake JSONL.")
-
-
-class LognormalLengthSpec(StrictModel):
-    kind: Literal["lognormal"]
-    prompt_median: float = Field(gt=0)
-    prompt_sigma: float = Field(ge=0)
-    output_median: float = Field(gt=0)
-    output_sigma: float = Field(ge=0)
-
-
-class FittedLengthSpec(StrictModel):
-    kind: Literal["fitted"]
-    trace: str = Field("azure-conv", description="Trace whose lengths a lognormal is fitted to.")
-
-
-LengthSpec = Annotated[
-    FixedLengthSpec | EmpiricalLengthSpec | LognormalLengthSpec | FittedLengthSpec, Field(discriminator="kind")
-]
-
-
-class TraceSpec(StrictModel):
-    """Replay a trace's arrivals and lengths."""
-
-    path: str = Field("azure-conv", description="Bundled trace name, or path to an Azure CSV / Mooncake JSONL.")
-    format: Literal["azure", "mooncake"] | None = Field(None, description="Default: from the file extension.")
-    time_scale: float = Field(1.0, gt=0, description=">1 stretches time (slower arrivals).")
-    rate_scale: float = Field(1.0, gt=0, description="Each request replayed this many times on average.")
-    start_s: float = Field(0.0, ge=0, description="Window start within the trace, s.")
-    duration_s: float | None = Field(None, gt=0, description="Window length within the trace, s.")
-
-
-class WorkloadSpec(StrictModel):
-    arrival: ArrivalSpec = PoissonSpec()
-    lengths: LengthSpec = Field(
-        EmpiricalLengthSpec(),
-        description="Request lengths; for a servegen pool, the fallback where the data has no lengths for a client "
-        "and window (m-large, m-mid, some m-small clients).",
-    )
-    trace: TraceSpec | None = Field(None, description="When set, arrivals and lengths come from the trace.")
-
-
-# ---- the rest ------------------------------------------------------------------------
+# ---- the run as a whole ------------------------------------------------------------
 class SLOSpec(StrictModel):
     """Defaults: MLPerf Inference Llama-2-70B server scenario (TTFT p99 2 s, TPOT p99 200 ms)."""
 

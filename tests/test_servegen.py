@@ -10,13 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rlscale.scenario import (
-    ScenarioConfig,
-    ServeGenSpec,
-    apply_overrides,
-    load_scenario,
-    on_split,
-)
+from rlscale.scenario import ScenarioConfig, apply_overrides, load_scenario, on_split
 from rlscale.specs.catalog import SpecError
 from rlscale.workload.build import client_pool, request_stream, scaled_workload
 from rlscale.workload.servegen import (
@@ -30,6 +24,7 @@ from rlscale.workload.servegen import (
     read_trace_csv,
     save_bundle,
 )
+from rlscale.workload.specs import ServeGenSpec
 from rlscale.workload.traces import TraceError
 from tests.servegen_files import IDLE, windows_for, write_dataset, write_trace
 

@@ -22,6 +22,39 @@ from rlscale.workload.arrivals import (
     StepArrivals,
 )
 from rlscale.workload.lengths import EmpiricalLengths, LognormalLengths, fit_lognormal
+from rlscale.workload.specs import DiurnalSpec, FlashCrowdSpec, MMPPSpec, PoissonSpec, RampSpec, StepSpec
+
+
+# Each process built from its spec, as rlscale.workload.build does; the spec validates the parameters.
+def poisson(rate_per_s):
+    return PoissonArrivals(PoissonSpec(rate_per_s=rate_per_s))
+
+
+def diurnal(mean_rate_per_s, amplitude, period_s=86_400.0, phase_s=0.0):
+    spec = DiurnalSpec(
+        process="diurnal", mean_rate_per_s=mean_rate_per_s, amplitude=amplitude, period_s=period_s, phase_s=phase_s
+    )
+    return DiurnalArrivals(spec)
+
+
+def step(steps):
+    return StepArrivals(StepSpec(process="step", steps=steps))
+
+
+def ramp(from_rate_per_s, to_rate_per_s, start_s, end_s):
+    fields = {"from_rate_per_s": from_rate_per_s, "to_rate_per_s": to_rate_per_s, "start_s": start_s, "end_s": end_s}
+    return RampArrivals(RampSpec(process="ramp", **fields))
+
+
+def flash_crowd(base_rate_per_s, peak_rate_per_s, start_s, rise_s, hold_s, decay_s):
+    fields = {"base_rate_per_s": base_rate_per_s, "peak_rate_per_s": peak_rate_per_s, "start_s": start_s}
+    return FlashCrowdArrivals(
+        FlashCrowdSpec(process="flash-crowd", **fields, rise_s=rise_s, hold_s=hold_s, decay_s=decay_s)
+    )
+
+
+def mmpp(rates_per_s, mean_sojourn_s):
+    return MMPPArrivals(MMPPSpec(process="mmpp", rates_per_s=rates_per_s, mean_sojourn_s=mean_sojourn_s))
 
 
 def draw(process, until_s: float, seed: int = 0) -> np.ndarray:
@@ -41,7 +74,7 @@ def assert_valid_stream(times: np.ndarray, until_s: float) -> None:
 
 def test_poisson_count_matches_rate_times_horizon():
     rate, horizon = 5.0, 20_000.0
-    times = draw(PoissonArrivals(rate), horizon)
+    times = draw(poisson(rate), horizon)
     assert_valid_stream(times, horizon)
     assert_count(times, 0, horizon, rate * horizon)
     gaps = np.diff(times)
@@ -51,7 +84,7 @@ def test_poisson_count_matches_rate_times_horizon():
 @pytest.mark.parametrize("phase_s", [0.0, 250.0])
 def test_diurnal_counts_per_quarter_period_match_the_rate_integral(phase_s):
     mean, amplitude, period, cycles = 5.0, 0.8, 1000.0, 10
-    times = draw(DiurnalArrivals(mean, amplitude, period, phase_s), cycles * period)
+    times = draw(diurnal(mean, amplitude, period, phase_s), cycles * period)
     assert_valid_stream(times, cycles * period)
     # ∫ mean·(1 + a·sin(2π(t+φ)/P)) dt over [t0, t1] = mean·(t1 − t0) + mean·a·P/(2π)·(cos θ0 − cos θ1)
     for q in range(4):
@@ -64,13 +97,13 @@ def test_diurnal_counts_per_quarter_period_match_the_rate_integral(phase_s):
 
 
 def test_diurnal_rate_at_follows_the_sine():
-    d = DiurnalArrivals(10.0, 0.5, period_s=100.0, phase_s=10.0)
+    d = diurnal(10.0, 0.5, period_s=100.0, phase_s=10.0)
     assert d.rate_at(15.0) == pytest.approx(15.0)  # sin(π/2) = 1
     assert d.rate_at(65.0) == pytest.approx(5.0)
 
 
 def test_step_counts_match_each_step():
-    process = StepArrivals(((10.0, 5.0), (1000.0, 50.0), (2000.0, 1.0)))
+    process = step(((10.0, 5.0), (1000.0, 50.0), (2000.0, 1.0)))
     times = draw(process, 4000.0)
     assert_valid_stream(times, 4000.0)
     assert times[0] >= 10.0  # no traffic before the first step
@@ -81,13 +114,13 @@ def test_step_counts_match_each_step():
 
 
 def test_step_accepts_lists_and_is_hashable():
-    process = StepArrivals([[0, 1], [5, 2]])
-    assert process.steps == ((0.0, 1.0), (5.0, 2.0))
-    assert hash(process) == hash(StepArrivals(((0, 1), (5, 2))))
+    process = step([[0, 1], [5, 2]])
+    assert process.spec.steps == ((0.0, 1.0), (5.0, 2.0))
+    assert hash(process) == hash(step(((0, 1), (5, 2))))
 
 
 def test_ramp_counts_match_the_trapezoids():
-    process = RampArrivals(2.0, 20.0, start_s=100.0, end_s=1100.0)
+    process = ramp(2.0, 20.0, start_s=100.0, end_s=1100.0)
     times = draw(process, 2000.0)
     assert_valid_stream(times, 2000.0)
     assert_count(times, 0, 100, 2 * 100)
@@ -98,14 +131,14 @@ def test_ramp_counts_match_the_trapezoids():
 
 
 def test_ramp_down_to_zero_stops_traffic():
-    times = draw(RampArrivals(10.0, 0.0, start_s=0.0, end_s=100.0), 1000.0)
+    times = draw(ramp(10.0, 0.0, start_s=0.0, end_s=100.0), 1000.0)
     assert_count(times, 0, 100, 10 * 100 / 2)
     assert times[-1] < 100.0
 
 
 def test_flash_crowd_counts_match_rise_hold_decay():
     base, peak = 2.0, 50.0
-    process = FlashCrowdArrivals(base, peak, start_s=100.0, rise_s=50.0, hold_s=100.0, decay_s=200.0)
+    process = flash_crowd(base, peak, start_s=100.0, rise_s=50.0, hold_s=100.0, decay_s=200.0)
     times = draw(process, 600.0)
     assert_valid_stream(times, 600.0)
     assert_count(times, 0, 100, base * 100)
@@ -117,7 +150,7 @@ def test_flash_crowd_counts_match_rise_hold_decay():
 
 
 def test_flash_crowd_with_instant_edges_is_a_pulse():
-    process = FlashCrowdArrivals(1.0, 40.0, start_s=50.0, rise_s=0.0, hold_s=100.0, decay_s=0.0)
+    process = flash_crowd(1.0, 40.0, start_s=50.0, rise_s=0.0, hold_s=100.0, decay_s=0.0)
     times = draw(process, 300.0)
     assert [process.rate_at(t) for t in (49.9, 50.0, 149.9, 150.0)] == [1, 40, 40, 1]
     assert_count(times, 50, 150, 40 * 100)
@@ -128,7 +161,7 @@ MMPP_RATES, MMPP_SOJOURNS = (1.0, 5.0, 30.0), (4.0, 2.0, 1.0)
 
 
 def test_mmpp_long_run_rate_weights_states_by_sojourn():
-    process = MMPPArrivals(MMPP_RATES, MMPP_SOJOURNS)
+    process = mmpp(MMPP_RATES, MMPP_SOJOURNS)
     expected_rate = sum(r * s for r, s in zip(MMPP_RATES, MMPP_SOJOURNS, strict=True)) / sum(MMPP_SOJOURNS)
     assert process.mean_rate_per_s == pytest.approx(expected_rate)
     assert process.rate_at(123.0) == pytest.approx(expected_rate)
@@ -145,16 +178,16 @@ def test_mmpp_long_run_rate_weights_states_by_sojourn():
 
 
 def test_mmpp_counts_are_overdispersed():
-    times = draw(MMPPArrivals((2.0, 20.0), (5.0, 5.0)), 20_000.0)
+    times = draw(mmpp((2.0, 20.0), (5.0, 5.0)), 20_000.0)
     counts = np.bincount((times // 10.0).astype(int), minlength=2000)
     assert counts.var() / counts.mean() > 1.5
-    poisson_counts = np.bincount((draw(PoissonArrivals(11.0), 20_000.0) // 10.0).astype(int), minlength=2000)
+    poisson_counts = np.bincount((draw(poisson(11.0), 20_000.0) // 10.0).astype(int), minlength=2000)
     assert poisson_counts.var() / poisson_counts.mean() < 1.2
 
 
 def test_mmpp_starts_in_the_stationary_distribution():
     """Averaged over seeds, the first instants see the long-run rate, not the plain mean of the states'."""
-    process = MMPPArrivals(MMPP_RATES, MMPP_SOJOURNS)
+    process = mmpp(MMPP_RATES, MMPP_SOJOURNS)
     window, seeds = 0.2, 3000
     counts = np.array([draw(process, window, seed).size for seed in range(seeds)])
     sem = counts.std() / math.sqrt(seeds)
@@ -164,19 +197,19 @@ def test_mmpp_starts_in_the_stationary_distribution():
 
 def test_mmpp_visits_every_state():
     """An off state (rate 0) leaves silent gaps; a 2-state on/off chain alternates."""
-    times = draw(MMPPArrivals((0.0, 50.0), (10.0, 10.0)), 4000.0)
+    times = draw(mmpp((0.0, 50.0), (10.0, 10.0)), 4000.0)
     gaps = np.diff(times)
     assert (gaps > 5.0).sum() >= 40  # ~200 off periods of mean 10 s, ~60% of them over 5 s
     assert times.size == pytest.approx(25 * 4000, rel=0.25)  # index of dispersion ~250: sd ~5%
 
 
 ALL_PROCESSES = [
-    PoissonArrivals(3.0),
-    DiurnalArrivals(3.0, 0.5, period_s=60.0),
-    StepArrivals(((0.0, 1.0), (30.0, 6.0))),
-    RampArrivals(1.0, 6.0, 10.0, 50.0),
-    FlashCrowdArrivals(1.0, 9.0, 10.0, 5.0, 10.0, 5.0),
-    MMPPArrivals((1.0, 9.0), (3.0, 3.0)),
+    poisson(3.0),
+    diurnal(3.0, 0.5, period_s=60.0),
+    step(((0.0, 1.0), (30.0, 6.0))),
+    ramp(1.0, 6.0, 10.0, 50.0),
+    flash_crowd(1.0, 9.0, 10.0, 5.0, 10.0, 5.0),
+    mmpp((1.0, 9.0), (3.0, 3.0)),
 ]
 
 
@@ -197,35 +230,35 @@ def test_a_shorter_horizon_is_a_prefix(process):
 
 
 def test_nothing_before_time_zero_horizon():
-    assert draw(PoissonArrivals(5.0), 0.0).size == 0
-    assert draw(MMPPArrivals((1.0, 2.0), (1.0, 1.0)), 0.0).size == 0
+    assert draw(poisson(5.0), 0.0).size == 0
+    assert draw(mmpp((1.0, 2.0), (1.0, 1.0)), 0.0).size == 0
 
 
 @pytest.mark.parametrize(
     ("make", "field"),
     [
-        (lambda: PoissonArrivals(0.0), "rate_per_s"),
-        (lambda: DiurnalArrivals(-1.0, 0.5), "mean_rate_per_s"),
-        (lambda: DiurnalArrivals(1.0, 1.5), "amplitude"),
-        (lambda: DiurnalArrivals(1.0, 0.5, period_s=0.0), "period_s"),
-        (lambda: StepArrivals(()), "steps"),
-        (lambda: StepArrivals(((0.0, 1.0), (0.0, 2.0))), r"steps\[1\] start_s"),
-        (lambda: StepArrivals(((0.0, -1.0),)), r"steps\[0\] rate_per_s"),
-        (lambda: StepArrivals(((0.0, 0.0),)), "steps"),
-        (lambda: RampArrivals(-1.0, 2.0, 0.0, 10.0), "from_rate_per_s"),
-        (lambda: RampArrivals(1.0, -2.0, 0.0, 10.0), "to_rate_per_s"),
-        (lambda: RampArrivals(1.0, 2.0, 10.0, 10.0), "end_s"),
-        (lambda: RampArrivals(1.0, 2.0, -1.0, 10.0), "start_s"),
-        (lambda: FlashCrowdArrivals(5.0, 2.0, 0.0, 1.0, 1.0, 1.0), "peak_rate_per_s"),
-        (lambda: FlashCrowdArrivals(-1.0, 2.0, 0.0, 1.0, 1.0, 1.0), "base_rate_per_s"),
-        (lambda: FlashCrowdArrivals(1.0, 2.0, 0.0, -1.0, 1.0, 1.0), "rise_s"),
-        (lambda: FlashCrowdArrivals(1.0, 2.0, 0.0, 1.0, -1.0, 1.0), "hold_s"),
-        (lambda: FlashCrowdArrivals(1.0, 2.0, 0.0, 1.0, 1.0, -1.0), "decay_s"),
-        (lambda: MMPPArrivals((1.0,), (1.0,)), "rates_per_s"),
-        (lambda: MMPPArrivals((1.0, 2.0), (1.0,)), "mean_sojourn_s"),
-        (lambda: MMPPArrivals((1.0, -2.0), (1.0, 1.0)), r"rates_per_s\[1\]"),
-        (lambda: MMPPArrivals((1.0, 2.0), (1.0, 0.0)), r"mean_sojourn_s\[1\]"),
-        (lambda: MMPPArrivals((0.0, 0.0), (1.0, 1.0)), "rates_per_s"),
+        (lambda: poisson(0.0), "rate_per_s"),
+        (lambda: diurnal(-1.0, 0.5), "mean_rate_per_s"),
+        (lambda: diurnal(1.0, 1.5), "amplitude"),
+        (lambda: diurnal(1.0, 0.5, period_s=0.0), "period_s"),
+        (lambda: step(()), "steps"),
+        (lambda: step(((0.0, 1.0), (0.0, 2.0))), r"steps\[1\] start_s"),
+        (lambda: step(((0.0, -1.0),)), r"steps\[0\] rate_per_s"),
+        (lambda: step(((0.0, 0.0),)), "steps"),
+        (lambda: ramp(-1.0, 2.0, 0.0, 10.0), "from_rate_per_s"),
+        (lambda: ramp(1.0, -2.0, 0.0, 10.0), "to_rate_per_s"),
+        (lambda: ramp(1.0, 2.0, 10.0, 10.0), "end_s"),
+        (lambda: ramp(1.0, 2.0, -1.0, 10.0), "start_s"),
+        (lambda: flash_crowd(5.0, 2.0, 0.0, 1.0, 1.0, 1.0), "peak_rate_per_s"),
+        (lambda: flash_crowd(-1.0, 2.0, 0.0, 1.0, 1.0, 1.0), "base_rate_per_s"),
+        (lambda: flash_crowd(1.0, 2.0, 0.0, -1.0, 1.0, 1.0), "rise_s"),
+        (lambda: flash_crowd(1.0, 2.0, 0.0, 1.0, -1.0, 1.0), "hold_s"),
+        (lambda: flash_crowd(1.0, 2.0, 0.0, 1.0, 1.0, -1.0), "decay_s"),
+        (lambda: mmpp((1.0,), (1.0,)), "rates_per_s"),
+        (lambda: mmpp((1.0, 2.0), (1.0,)), "mean_sojourn_s"),
+        (lambda: mmpp((1.0, -2.0), (1.0, 1.0)), r"rates_per_s\[1\]"),
+        (lambda: mmpp((1.0, 2.0), (1.0, 0.0)), r"mean_sojourn_s\[1\]"),
+        (lambda: mmpp((0.0, 0.0), (1.0, 1.0)), "rates_per_s"),
         (lambda: LognormalLengths(0.0, 1.0, 100.0, 1.0), "prompt_median"),
         (lambda: LognormalLengths(100.0, -1.0, 100.0, 1.0), "prompt_sigma"),
         (lambda: LognormalLengths(100.0, 1.0, -5.0, 1.0), "output_median"),

@@ -6,58 +6,34 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rlscale.scenario import (
+from rlscale.workload.arrivals import PROCESSES, ArrivalProcess
+from rlscale.workload.clientpool import ClientPoolArrivals, select_clients
+from rlscale.workload.lengths import FixedLengths, LengthSampler, LognormalLengths, fit_lognormal
+from rlscale.workload.servegen import DAY_S, WINDOW_S, load_service
+from rlscale.workload.specs import (
     SPLIT_DAYS,
-    DiurnalSpec,
+    ArrivalSpec,
     EmpiricalLengthSpec,
     FittedLengthSpec,
     FixedLengthSpec,
-    FlashCrowdSpec,
     LengthSpec,
     MMPPSpec,
-    PoissonSpec,
-    RampSpec,
     ServeGenSpec,
     StepSpec,
     TopClients,
     TraceSpec,
     WorkloadSpec,
 )
-from rlscale.workload.arrivals import (
-    ArrivalProcess,
-    DiurnalArrivals,
-    FlashCrowdArrivals,
-    MMPPArrivals,
-    PoissonArrivals,
-    RampArrivals,
-    StepArrivals,
-)
-from rlscale.workload.clientpool import ClientPoolArrivals, select_clients
-from rlscale.workload.lengths import FixedLengths, LengthSampler, LognormalLengths, fit_lognormal
-from rlscale.workload.servegen import DAY_S, WINDOW_S, load_service
 from rlscale.workload.traces import TraceReplay, load_trace, trace_format, trace_lengths
 
 LENGTH_BLOCK = 4096
 
 
-def arrival_process(spec) -> ArrivalProcess:
-    if isinstance(spec, PoissonSpec):
-        return PoissonArrivals(spec.rate_per_s)
-    if isinstance(spec, DiurnalSpec):
-        return DiurnalArrivals(spec.mean_rate_per_s, spec.amplitude, spec.period_s, spec.phase_s)
-    if isinstance(spec, StepSpec):
-        return StepArrivals(tuple(spec.steps))
-    if isinstance(spec, RampSpec):
-        return RampArrivals(spec.from_rate_per_s, spec.to_rate_per_s, spec.start_s, spec.end_s)
-    if isinstance(spec, FlashCrowdSpec):
-        return FlashCrowdArrivals(
-            spec.base_rate_per_s, spec.peak_rate_per_s, spec.start_s, spec.rise_s, spec.hold_s, spec.decay_s
-        )
-    if isinstance(spec, MMPPSpec):
-        return MMPPArrivals(tuple(spec.rates_per_s), tuple(spec.mean_sojourn_s))
+def arrival_process(spec: ArrivalSpec) -> ArrivalProcess:
+    """The process a spec declares, ready to draw."""
     if isinstance(spec, ServeGenSpec):
         return client_pool(spec)
-    raise TypeError(f"unknown arrival spec {spec!r}")
+    return PROCESSES[type(spec)](spec)
 
 
 def client_pool(spec: ServeGenSpec) -> ClientPoolArrivals:
@@ -135,9 +111,9 @@ def scaled_workload(spec: WorkloadSpec, factor: float) -> WorkloadSpec:
         )
     arrival = spec.arrival
     if isinstance(arrival, StepSpec):
-        update = {"steps": [(start, rate * factor) for start, rate in arrival.steps]}
+        update = {"steps": tuple((start, rate * factor) for start, rate in arrival.steps)}
     elif isinstance(arrival, MMPPSpec):
-        update = {"rates_per_s": [rate * factor for rate in arrival.rates_per_s]}
+        update = {"rates_per_s": tuple(rate * factor for rate in arrival.rates_per_s)}
     else:
         update = {name: getattr(arrival, name) * factor for name in RATE_FIELDS[arrival.process]}
     return spec.model_copy(update={"arrival": arrival.model_copy(update=update)})
