@@ -93,6 +93,21 @@ class ScenarioConfig(StrictModel):
         return self
 
 
+def scenario_params(scenario: ScenarioConfig) -> dict[str, str]:
+    """The fields one filters tracked runs by (MLflow params); the whole scenario is in its file."""
+    arrival = "trace" if scenario.workload.trace is not None else scenario.workload.arrival.process
+    return {
+        "model": scenario.pod.model,
+        "hardware": scenario.pod.hardware,
+        "initial_replicas": str(scenario.fleet.replicas),
+        "routing": scenario.fleet.routing.value,
+        "arrival": arrival,
+        "duration_s": f"{scenario.duration_s:g}",
+        "slo_ttft_p99_s": f"{scenario.slo.ttft_p99_s:g}",
+        "slo_tpot_p99_s": f"{scenario.slo.tpot_p99_s:g}",
+    }
+
+
 def load_scenario(path: str | Path) -> ScenarioConfig:
     path = Path(path)
     data = read_document(path)

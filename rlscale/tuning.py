@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,11 @@ class TuneResult:
     best_manifest: dict | None
     trials: list[TrialResult] = field(default_factory=list)
     skipped: int = 0  # (setting, seed) runs a resumed search found stored and did not run again
+
+
+def trial_records(result: TuneResult) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The search's trials and its best one as plain records, for the MLflow sink (``track_tuning``)."""
+    return [asdict(t) for t in result.trials], None if result.best is None else asdict(result.best)
 
 
 @dataclass(frozen=True)

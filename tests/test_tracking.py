@@ -19,7 +19,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rlscale.experiments.compare import compare
-from rlscale.tracking.mlflow_tracker import TrackingError, check_tracking, metric_key, run_metrics, track_comparison
+from rlscale.experiments.tracked import comparison_log, run_metrics
+from rlscale.tracking.keys import metric_key
+from rlscale.tracking.mlflow_tracker import track_comparison
+from rlscale.tracking.store import TrackingError, check_tracking
 from tests.test_compare import write_experiment
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy")  # inside MLflow's SQL store
@@ -107,7 +110,7 @@ def test_metric_keys_are_namespaced():
 
 def test_embedded_sqlite_runs_hold_params_metrics_and_artifacts(tiny, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    parent_id = track_comparison(tiny, uri)
+    parent_id = track_comparison(comparison_log(tiny), uri)
     client = MlflowClient(tracking_uri=uri)
 
     parent = client.get_run(parent_id)

@@ -48,7 +48,7 @@ def compare(
     resume: ResumeOption = False,
 ) -> None:
     """Run every agent on every scenario under every seed; write results.csv, report.md and plots; log to MLflow."""
-    from rlscale.tracking.mlflow_tracker import resolve_tracking_uri
+    from rlscale.tracking.store import resolve_tracking_uri
 
     _run_comparison(lambda: experiment, out, workers, resolve_tracking_uri(tracking_uri), executor, ray_address, resume)
 
@@ -62,7 +62,7 @@ def _run_comparison(
     from rlscale.experiments.compare import compare as run_comparison
     from rlscale.experiments.executors import ExecutorError
     from rlscale.experiments.runner import RunFailed
-    from rlscale.tracking.mlflow_tracker import TrackingError
+    from rlscale.tracking.store import TrackingError
 
     try:
         result = run_comparison(
@@ -115,15 +115,16 @@ def tune(
     import time
 
     from rlscale.experiments.cells import CellStore
+    from rlscale.experiments.compare import source_commit
     from rlscale.experiments.executors import ExecutorError, make_executor
     from rlscale.experiments.runner import RunFailed
     from rlscale.policies.loader import load_agent
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.specs.catalog import read_document
-    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+    from rlscale.tracking.store import TrackingError, resolve_tracking_uri
     from rlscale.tracking.tune_tracker import search_params, track_tuning
+    from rlscale.tuning import trial_records, write_outputs
     from rlscale.tuning import tune as run_tuning
-    from rlscale.tuning import write_outputs
 
     if resume and out is None:
         _fail(ValueError("--resume needs --out: the folder of the search to resume"))
@@ -144,7 +145,11 @@ def tune(
         files = write_outputs(result, folder, agent.stem, slo_attainment, f"{agent.stem} on {sc.name}")
         params = search_params(agent, scenario, seed_list, trials, batch, slo_attainment, behaviour, executor)
         nothing_new = resume and result.skipped == len(result.trials) * len(seed_list)
-        run_id = track_tuning(result, files, folder, uri, scenario=sc.name, params=params, reuse=nothing_new)
+        tried, best = trial_records(result)
+        run_id = track_tuning(
+            tried, best, files, folder, uri, scenario=sc.name, params=params, git_commit=source_commit(),
+            reuse=nothing_new,
+        )  # fmt: skip
     except (SpecError, RunFailed, ExecutorError, TrackingError, ValueError, OSError) as exc:
         _fail(exc)
     typer.echo(f"{len(result.trials)} trials × {len(seed_list)} seeds in {wall_s:.1f} s on {executor}")
@@ -191,7 +196,7 @@ def evaluate(
     import os
 
     from rlscale.experiments.config import experiment_from_lists
-    from rlscale.tracking.mlflow_tracker import resolve_tracking_uri
+    from rlscale.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # inherited by the run processes, where learned agents load

@@ -82,7 +82,7 @@ def train(
     With --seeds or --set (or --executor ray, or --resume) it is a sweep: every (setting, seed) trains as its own
     run on the executor; the runs are logged to MLflow as children of the sweep's run, and the alias goes to the
     best setting's best seed. sweep.csv, sweep.md and sweep.png in --out compare them."""
-    from rlscale.tracking.mlflow_tracker import TrackingError, resolve_tracking_uri
+    from rlscale.tracking.store import TrackingError, resolve_tracking_uri
     from rlscale.training.train import train as run_training
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -125,7 +125,7 @@ def _run_sweep(
 
     from rlscale.experiments.executors import ExecutorError, make_executor
     from rlscale.experiments.runner import RunFailed
-    from rlscale.tracking.mlflow_tracker import TrackingError
+    from rlscale.tracking.store import TrackingError
     from rlscale.training.config import load_agent_config
     from rlscale.training.sweep import parse_grid, sweep
 
@@ -174,7 +174,7 @@ def sweep_command(
 ) -> None:
     """Train every setting of a sweep file's grid under every seed; compare them (sweep.md, sweep.csv, sweep.png),
     log each run to MLflow under the sweep's run, and put the alias on the best setting's best seed."""
-    from rlscale.tracking.mlflow_tracker import resolve_tracking_uri
+    from rlscale.tracking.store import resolve_tracking_uri
     from rlscale.training.sweep_config import load_sweep
 
     try:

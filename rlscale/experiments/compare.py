@@ -94,7 +94,7 @@ def compare(
     if resume and out is None:
         raise ValueError("--resume needs --out: the folder of the comparison to resume")
     if tracking_uri is not None:
-        from rlscale.tracking.mlflow_tracker import check_tracking
+        from rlscale.tracking.store import check_tracking
 
         check_tracking(tracking_uri)
     workers = workers or experiment.workers
@@ -124,9 +124,10 @@ def compare(
         if previous is not None:
             comparison.mlflow_run_id = previous
         else:
+            from rlscale.experiments.tracked import comparison_log
             from rlscale.tracking.mlflow_tracker import track_comparison
 
-            comparison.mlflow_run_id = track_comparison(comparison, tracking_uri)
+            comparison.mlflow_run_id = track_comparison(comparison_log(comparison), tracking_uri)
             record_run(out, tracking_uri, comparison.mlflow_run_id)
     return comparison
 

@@ -5,64 +5,69 @@ commit, and the chosen setting (``best.<knob>``). Metrics: every trial's mean co
 attainment and feasibility at its trial number (MLflow's charts show the search converging), and the best's.
 Artifacts: ``trials.csv``, ``trials.png`` and the tuned manifest. A resumed search that ran nothing new and finds
 itself logged at the same URI (``out/mlflow_run.json``) is not logged again.
+
+It takes plain records: each trial a mapping with ``values`` (the setting), ``cost_usd``, ``chip_hours``,
+``slo_attainment`` (worst seed) and ``feasible``, as ``rlscale.tuning.trial_records`` gives them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rlscale.tracking.logged import logged_run, record_run
-from rlscale.tracking.mlflow_tracker import TrackingError, _experiment_id, check_tracking, run_tags
-from rlscale.tuning import TuneResult
+from rlscale.tracking.store import TrackingError, check_tracking, ensure_experiment, run_tags
+
+Trial = Mapping[str, Any]  # values, cost_usd, chip_hours, slo_attainment, feasible
 
 
 def track_tuning(
-    result: TuneResult,
+    trials: Sequence[Trial],
+    best: Trial | None,
     files: dict[str, Path],
     out: Path,
     tracking_uri: str,
     *,
     scenario: str,
     params: dict[str, Any],
+    git_commit: str,
     reuse: bool = False,
 ) -> str:
-    """Log the search; returns the run id. ``reuse``: return the run ``out/mlflow_run.json`` names at this URI
-    instead of logging again (a resumption that ran nothing)."""
+    """Log the search (its ``trials`` in order, the ``best`` one or None); returns the run id. ``reuse``: return the
+    run ``out/mlflow_run.json`` names at this URI instead of logging again (a resumption that ran nothing)."""
     from mlflow.entities import Metric, Param, RunStatus
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-
-    from rlscale.experiments.compare import source_commit
 
     previous = logged_run(out, tracking_uri) if reuse else None
     if previous is not None:
         return previous
     check_tracking(tracking_uri)
-    commit = source_commit()
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        experiment_id = _experiment_id(client, f"tune-{scenario}", tracking_uri)
-        run_id = client.create_run(experiment_id, run_name=out.name, tags=run_tags(commit, out)).info.run_id
+        experiment = ensure_experiment(client, f"tune-{scenario}", tracking_uri)
+        run_id = client.create_run(experiment, run_name=out.name, tags=run_tags(git_commit, out)).info.run_id
         now = int(time.time() * 1000)
-        everything = {**params, "git_commit": commit or "unknown", "feasible_trials": _feasible(result)}
-        if result.best is not None:
-            everything |= {f"best.{k}": f"{v:.6g}" for k, v in result.best.values.items()}
+        feasible = f"{sum(bool(t['feasible']) for t in trials)}/{len(trials)}"
+        everything = {**params, "git_commit": git_commit or "unknown", "feasible_trials": feasible}
+        if best is not None:
+            everything |= {f"best.{k}": f"{v:.6g}" for k, v in best["values"].items()}
         metrics = [
             Metric(key, value, now, i)
-            for i, trial in enumerate(result.trials)
+            for i, trial in enumerate(trials)
             for key, value in (
-                ("trial/cost_usd", trial.cost_usd), ("trial/chip_hours", trial.chip_hours),
-                ("trial/worst_slo_attainment", trial.slo_attainment), ("trial/feasible", float(trial.feasible)),
+                ("trial/cost_usd", trial["cost_usd"]), ("trial/chip_hours", trial["chip_hours"]),
+                ("trial/worst_slo_attainment", trial["slo_attainment"]),
+                ("trial/feasible", float(trial["feasible"])),
             )
         ]  # fmt: skip
-        if result.best is not None:
+        if best is not None:
             metrics += [
-                Metric("best/cost_usd", result.best.cost_usd, now, 0),
-                Metric("best/chip_hours", result.best.chip_hours, now, 0),
-                Metric("best/worst_slo_attainment", result.best.slo_attainment, now, 0),
+                Metric("best/cost_usd", best["cost_usd"], now, 0),
+                Metric("best/chip_hours", best["chip_hours"], now, 0),
+                Metric("best/worst_slo_attainment", best["slo_attainment"], now, 0),
             ]
         client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in everything.items()])
         for start in range(0, len(metrics), 1000):  # MLflow's batch limit
@@ -74,10 +79,6 @@ def track_tuning(
         raise TrackingError(f"MLflow at {tracking_uri}: {exc} (the trials are in {out})") from exc
     record_run(out, tracking_uri, run_id)
     return run_id
-
-
-def _feasible(result: TuneResult) -> str:
-    return f"{sum(t.feasible for t in result.trials)}/{len(result.trials)}"
 
 
 def search_params(

@@ -17,7 +17,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlscale.experiments.stats import flatten_kpis
-from rlscale.tracking.mlflow_tracker import metric_key
+from rlscale.tracking.keys import metric_key
 from rlscale.training.envs import EpisodeRecorder
 
 # The KPIs logged at each evaluation (all of them are in ``Evaluation.kpis``): the trade-off, then what went wrong.

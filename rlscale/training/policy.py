@@ -56,21 +56,12 @@ class PolicyFiles:
         it (or one level up, for checkpoints)."""
         ref = str(ref)
         if ref.startswith(MLFLOW_SCHEMES):
-            import os
+            from rlscale.tracking.store import TrackingError, download
 
-            from mlflow.artifacts import download_artifacts
-            from mlflow.exceptions import MlflowException
-
-            from rlscale.tracking.mlflow_tracker import resolve_tracking_uri
-            from rlscale.training.tracking import using_tracking_uri
-
-            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per run in a compare
-            uri = resolve_tracking_uri(tracking_uri)
             try:
-                with using_tracking_uri(uri):
-                    folder = Path(download_artifacts(artifact_uri=ref, tracking_uri=uri, registry_uri=uri))
-            except MlflowException as exc:
-                raise SpecError(f"model: {ref!r} at {uri}: {exc.message}") from exc
+                folder = download(ref, tracking_uri)
+            except TrackingError as exc:
+                raise SpecError(f"model: {exc}") from exc
             return cls._in_folder(folder / "artifacts" if (folder / "artifacts").is_dir() else folder, ref)
         path = Path(ref)
         if path.is_dir():

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from rlscale.tracking.logged import logged_run, record_run
-from rlscale.tracking.mlflow_tracker import _experiment_id, check_tracking, run_tags
+from rlscale.tracking.store import check_tracking, ensure_experiment, run_tags
 from rlscale.training.run_files import PROGRESS_CSV
 from rlscale.training.sweep import CELL_TAG, Grid, TrainCell
 from rlscale.training.tracking import TrainingRun
@@ -51,7 +51,7 @@ class SweepTracker:
 
         check_tracking(tracking_uri)
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        experiment_id = _experiment_id(client, experiment, tracking_uri)
+        experiment_id = ensure_experiment(client, experiment, tracking_uri)
         commit = source_commit()
         previous = logged_run(out, tracking_uri) if resume else None
         if previous is not None:

@@ -1,6 +1,6 @@
 """MLflow for training: SB3's logger writes here too, and the trained policy becomes a registered pyfunc model.
 
-Conventions are those of :mod:`rlscale.tracking.mlflow_tracker` (tracking URI resolution, artifacts beside an
+Conventions are those of :mod:`rlscale.tracking.store` (tracking URI resolution, artifacts beside an
 SQLite store, namespaced metric keys). This module imports MLflow and SB3, and is imported only when tracking.
 """
 
@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from stable_baselines3.common.logger import KVWriter
 
-from rlscale.tracking.mlflow_tracker import _experiment_id
+from rlscale.tracking.store import ensure_experiment, using_tracking_uri
 from rlscale.training.policy import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE, PolicyFiles, SB3Policy
 from rlscale.training.run_files import (
     AGENT_YAML,
@@ -94,7 +94,7 @@ class TrainingRun:
     @classmethod
     def start(cls, tracking_uri: str, experiment: str, run_name: str, tags: dict[str, str]) -> TrainingRun:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        experiment_id = _experiment_id(client, experiment, tracking_uri)
+        experiment_id = ensure_experiment(client, experiment, tracking_uri)
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
         return cls(client, tracking_uri, run.info.run_id, experiment_id)
 
@@ -161,21 +161,6 @@ class TrainingRun:
     def finish(self, status: str) -> None:
         """``FINISHED``, ``FAILED`` or ``KILLED``."""
         self.client.set_terminated(self.run_id, status)
-
-
-@contextlib.contextmanager
-def using_tracking_uri(tracking_uri: str) -> Iterator[None]:
-    """The process's MLflow tracking and registry URIs set to ``tracking_uri`` for a while, then put back: some
-    MLflow paths read only the global ones (``log_model``; resolving ``models:/`` in ``download_artifacts``, which
-    ignores its ``registry_uri`` argument as of MLflow 3.17)."""
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 @contextlib.contextmanager

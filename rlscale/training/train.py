@@ -187,7 +187,7 @@ class RunPlan:
 
     def params(self) -> dict[str, Any]:
         """MLflow params: names, files, seed, commit, command, the scenario's headline fields, the whole spec."""
-        from rlscale.tracking.mlflow_tracker import scenario_params
+        from rlscale.scenario import scenario_params
 
         config = self.config()
         return {
@@ -332,7 +332,7 @@ def train(
 
     run = None
     if tracking_uri is not None:
-        from rlscale.tracking.mlflow_tracker import check_tracking, run_tags
+        from rlscale.tracking.store import check_tracking, run_tags
         from rlscale.training.tracking import TrainingRun
 
         check_tracking(tracking_uri)
