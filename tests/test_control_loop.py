@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 import rlscale
+from rlscale.agents import load_control_loop
 from rlscale.envs.jetstream import JetStreamEnv
 from rlscale.policies.control import ControlLoop
-from rlscale.policies.loader import load_control_loop
 from rlscale.policies.observation import FEATURES, TIME_FEATURES, observation_metric_refs
 from rlscale.policies.safety import SafetySpec
 from rlscale.scenario import ScenarioConfig
@@ -177,12 +177,12 @@ def test_environment_arguments_sync_period_options_and_time_limit():
 
 
 def test_the_residual_baseline_is_read_once_and_starts_fresh_each_episode(monkeypatch):
-    import rlscale.specs.catalog as catalog
+    import rlscale.envs.jetstream as jetstream
 
     env = JetStreamEnv(scenario(duration_s=120.0), action_mode="residual")
     reads = []
-    real = catalog.read_document
-    monkeypatch.setattr(catalog, "read_document", lambda path: reads.append(path) or real(path))
+    real = jetstream.read_document
+    monkeypatch.setattr(jetstream, "read_document", lambda path: reads.append(path) or real(path))
     env.reset(seed=0)
     first = env._baseline
     env.step(env.actions.hold)

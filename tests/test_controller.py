@@ -278,7 +278,7 @@ def tiny_policy(folder: Path) -> Path:
     """An untrained PPO saved as `rlscale train` saves one: enough to exercise LearnedPolicy live."""
     from stable_baselines3 import PPO
 
-    from rlscale.envs.actions import ActionMap
+    from rlscale.policies.actions import ActionMap
 
     actions = ActionMap("delta", 2, 1, 16)
     names = ObservationBuilder().names

@@ -238,7 +238,7 @@ def test_scales_up_under_the_load_step_and_back_down_after_it(run):
 
 @pytest.fixture(scope="module")
 def policy():
-    from rlscale.training.policy import LearnedPolicy
+    from rlscale.policies.learned import LearnedPolicy
 
     return LearnedPolicy(str(POLICY))
 

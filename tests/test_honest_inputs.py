@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from rlscale.agents import load_agent
 from rlscale.cli import app
-from rlscale.policies.loader import load_agent
 from rlscale.scenario import ScenarioConfig, apply_overrides, load_scenario
 from rlscale.serving.hbm import PodStartupError
 from rlscale.serving.pod import PROMPT_TOO_LONG

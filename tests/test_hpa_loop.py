@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from rlscale.agents import load_agent
 from rlscale.hpa.spec import HPASpec
 from rlscale.policies.hpa import HPAPolicy, sample_name
-from rlscale.policies.loader import load_agent
 from rlscale.scenario import ScenarioConfig
 from rlscale.simulation import Simulation
 from rlscale.specs.catalog import SpecError

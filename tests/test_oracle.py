@@ -11,18 +11,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rlscale.policies import oracle as oracle_module
-from rlscale.policies.hpa import HPAPolicy
-from rlscale.policies.oracle import (
-    ClairvoyantOracle,
+from rlscale.planning import oracle as oracle_module
+from rlscale.planning.oracle import (
     OracleConfig,
     OracleMissedTarget,
     cold_start_s,
     plan,
+    plan_oracle,
     pod_capacity_per_s,
-    run_length,
 )
-from rlscale.policies.static import with_fixed_replicas
+from rlscale.planning.static import with_fixed_replicas
+from rlscale.policies.hpa import HPAPolicy
+from rlscale.policies.oracle import run_length
 from rlscale.scenario import ScenarioConfig
 from rlscale.simulation import run_scenario
 from rlscale.specs import load_model
@@ -44,7 +44,7 @@ def spike(arrival: dict = SPIKE, replicas: int = 2, duration_s: float = 1500) ->
 @pytest.fixture(scope="module")
 def oracle_run():
     scenario = spike()
-    oracle = ClairvoyantOracle(scenario, OracleConfig(capacity_probe_s=300, max_replicas=10))
+    oracle = plan_oracle(scenario, OracleConfig(capacity_probe_s=300, max_replicas=10))
     return scenario, oracle, run_scenario(scenario, autoscaler=oracle).kpis
 
 
@@ -135,7 +135,7 @@ def code_scenario(trace: Path, replicas: int = 3, duration_s: float = 600, slo: 
 @pytest.fixture(scope="module")
 def bursty_run(tmp_path_factory):
     scenario = code_scenario(code_trace(tmp_path_factory.mktemp("trace") / "code.csv"))
-    oracle = ClairvoyantOracle(scenario, OracleConfig(max_replicas=8))
+    oracle = plan_oracle(scenario, OracleConfig(max_replicas=8))
     return scenario, oracle, run_scenario(scenario, autoscaler=oracle).kpis
 
 
@@ -187,7 +187,7 @@ def fake_search(monkeypatch, attainment, rate_per_s: float = 20.0, capacity: flo
 
 def test_the_search_grows_headroom_past_its_list_until_a_plan_passes(monkeypatch):
     scenario = fake_search(monkeypatch, lambda s: 1.0 if min(s) >= 5 else 0.9)
-    oracle = ClairvoyantOracle(scenario, OracleConfig(max_replicas=8))
+    oracle = plan_oracle(scenario, OracleConfig(max_replicas=8))
     # 20/s over 10/s per pod: ceil(2·h) pods; 1.2-1.5 and 2.0 repeat a plan already checked; 2.5 = 2.0 · 1.25
     schedules = [(a.headroom, a.attainment) for a in oracle.plan.attempts if a.replicas is None]
     assert schedules == [(1.0, 0.9), (1.1, 0.9), (1.75, 0.9), (2.5, 1.0)]
@@ -198,7 +198,7 @@ def test_the_search_grows_headroom_past_its_list_until_a_plan_passes(monkeypatch
 def test_an_oracle_that_cannot_meet_its_target_says_so(monkeypatch):
     scenario = fake_search(monkeypatch, lambda s: {1: 0.6, 2: 0.7, 3: 0.8}[min(s)])  # never 0.99 within 3 pods
     with pytest.warns(OracleMissedTarget, match=r"missed its 99% SLO-attainment target: 80.0% at best"):
-        oracle = ClairvoyantOracle(scenario, OracleConfig(max_replicas=3))
+        oracle = plan_oracle(scenario, OracleConfig(max_replicas=3))
     tried = [(a.headroom, a.replicas, a.attainment) for a in oracle.plan.attempts]
     # schedules until their peak is max_replicas, then every constant count up to it not already checked
     assert tried == [(1.0, None, 0.7), (1.1, None, 0.8), (0.0, 1, 0.6)]
@@ -211,9 +211,9 @@ def test_an_oracle_that_cannot_meet_its_target_says_so(monkeypatch):
 def test_planning_shows_progress_only_when_asked(capsys):
     scenario = spike({"process": "poisson", "rate_per_s": 5.0}, replicas=1, duration_s=120)
     config = OracleConfig(capacity_probe_s=60, max_replicas=2)
-    ClairvoyantOracle(scenario, config)
+    plan_oracle(scenario, config)
     assert capsys.readouterr().err == ""
-    ClairvoyantOracle(scenario, config, progress=True)
+    plan_oracle(scenario, config, progress=True)
     err = capsys.readouterr().err
     assert "oracle: capacity probe" in err and "oracle: plans tried" in err
 

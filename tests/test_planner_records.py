@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from rlscale.cli import app
 from rlscale.experiments.compare import compare
-from rlscale.policies.oracle import OracleMissedTarget
+from rlscale.planning.oracle import OracleMissedTarget
 from tests.test_compare import write_experiment
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy")  # inside MLflow's SQL store

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from rlscale.agents import load_agent
 from rlscale.pods import PodInfo
 from rlscale.policies.base import ClusterState
 from rlscale.policies.kpa import KPAConfig, KPAPolicy, TimedBuckets
-from rlscale.policies.loader import load_agent
 from rlscale.scenario import ScenarioConfig
 from rlscale.simulation import Simulation
 from rlscale.specs.catalog import SpecError

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rlscale.agents import load_agent
 from rlscale.pods import PodInfo, PodPhase
 from rlscale.policies.base import ClusterState
-from rlscale.policies.loader import load_agent
 from rlscale.policies.saturation import SaturationConfig, SaturationPolicy, analyze
 from rlscale.scenario import ScenarioConfig
 from rlscale.simulation import Simulation

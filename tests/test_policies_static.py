@@ -7,11 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from rlscale.agents import load_agent
+from rlscale.planning import static
+from rlscale.planning.static import cheapest_static_replicas, meets_slo, search_static
 from rlscale.pods import PodInfo
-from rlscale.policies import static
 from rlscale.policies.base import ClusterState
-from rlscale.policies.loader import load_agent
-from rlscale.policies.static import StaticPolicy, cheapest_static_replicas, meets_slo, search_static
+from rlscale.policies.static import StaticPolicy
 from rlscale.scenario import ScenarioConfig, ScheduleStep
 from rlscale.simulation import Simulation
 from rlscale.specs.catalog import SpecError

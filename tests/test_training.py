@@ -19,13 +19,14 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from rlscale.envs.actions import ActionMap, discrete_from_unit
-from rlscale.policies.loader import load_agent
+from rlscale.agents import load_agent
+from rlscale.policies.actions import ActionMap, discrete_from_unit
+from rlscale.policies.learned import LearnedPolicy
 from rlscale.policies.static import StaticPolicy
 from rlscale.scenario import load_scenario
 from rlscale.simulation import run_scenario
 from rlscale.specs.catalog import SpecError
-from rlscale.training import LearnedPolicy, train
+from rlscale.training import train
 from rlscale.training.config import load_agent_config
 from rlscale.training.envs import ContinuousActions
 from rlscale.training.train import EVAL_SEED_OFFSET

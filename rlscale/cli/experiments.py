@@ -114,11 +114,11 @@ def tune(
     import os
     import time
 
+    from rlscale.agents import load_agent
     from rlscale.experiments.cells import CellStore
     from rlscale.experiments.compare import source_commit
     from rlscale.experiments.executors import ExecutorError, make_executor
     from rlscale.experiments.runner import RunFailed
-    from rlscale.policies.loader import load_agent
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.specs.catalog import read_document
     from rlscale.tracking.store import TrackingError, resolve_tracking_uri

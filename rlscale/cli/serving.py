@@ -174,9 +174,9 @@ def simulate(
     json_out: Annotated[bool, typer.Option("--json", help="Print the KPI summary as JSON on stdout.")] = False,
 ) -> None:
     """Simulate a JetStream fleet under a scenario; write summary.json, timeline.csv and timeline.png."""
+    from rlscale.agents import load_control_loop
     from rlscale.kpis import parse_percentiles
     from rlscale.policies.base import plan_record
-    from rlscale.policies.loader import load_control_loop
     from rlscale.reports import planning_times, prepare_folder, write_run
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.serving.hbm import PodStartupError

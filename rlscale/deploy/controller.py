@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rlscale.agents import load_agent
 from rlscale.deploy.config import ControllerConfig, ControllerSpec, MetricsSettings
 from rlscale.deploy.kube import KubeCluster, KubeError, cluster_state
 from rlscale.deploy.leader import LeaseElector
@@ -33,10 +34,10 @@ from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.observation import ObservationBuilder
 from rlscale.policies.safety import Decision, Health, MetricsHealth
 from rlscale.specs.catalog import SpecError
+from rlscale.tracking.store import MLFLOW_SCHEMES
 
 log = logging.getLogger(__name__)
 AGENT_SUFFIXES = (".yaml", ".yml", ".json")
-MLFLOW_SCHEMES = ("models:/", "runs:/")
 
 
 class ControllerError(RuntimeError):
@@ -48,18 +49,16 @@ def load_policy(ref: str, tracking_uri: str | None = None) -> Autoscaler:
     policy (``LearnedPolicy``: ``models:/``, ``runs:/``, a policy folder or ``.zip``). Fails with SpecError."""
     path = Path(ref).expanduser()
     if not ref.startswith(MLFLOW_SCHEMES) and path.suffix in AGENT_SUFFIXES:
-        from rlscale.policies.loader import load_agent
-
         return load_agent(path)
     if not ref.startswith(MLFLOW_SCHEMES) and not (path.is_dir() or path.suffix == ".zip"):
         raise SpecError(
             f"policy: {ref!r} is not models:/<name>@<alias>, models:/<name>/<version>, runs:/<id>/model, "
             "an existing policy folder or .zip, or an agent file (.yaml)"
         )
-    from rlscale.training.policy import LearnedPolicy  # torch and SB3 load only for trained policies
+    from rlscale.agents.learned import load_learned  # torch and SB3 load only for trained policies
 
     try:
-        return LearnedPolicy(ref, tracking_uri=tracking_uri)
+        return load_learned(ref, tracking_uri=tracking_uri)
     except SpecError as exc:
         raise SpecError(f"policy: {exc}") from exc
     except (OSError, ValueError, KeyError) as exc:
@@ -69,8 +68,6 @@ def load_policy(ref: str, tracking_uri: str | None = None) -> Autoscaler:
 def load_fallback(path: str | None) -> HPAPolicy | None:
     if path is None:
         return None
-    from rlscale.policies.loader import load_agent
-
     agent = load_agent(Path(path))
     if not isinstance(agent, HPAPolicy):
         raise SpecError(f"fallback_hpa: {path} is a {type(agent).__name__}, not a HorizontalPodAutoscaler manifest")

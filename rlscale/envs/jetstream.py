@@ -9,28 +9,28 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlscale.envs.actions import ActionMap
+from rlscale.agents import load_agent
+from rlscale.data import agent_file, scenario_file
 from rlscale.kpis import SLO
+from rlscale.policies.actions import ActionMap
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.control import ControlLoop
+from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.observation import OBSERVED_EXTERNAL, OBSERVED_GAUGES, ObservationBuilder
-from rlscale.policies.safety import SafetySpec
+from rlscale.policies.safety import SafetySpec, env_safety
 from rlscale.scenario import ScenarioConfig, load_scenario
 from rlscale.serving.request import Request, RequestState
 from rlscale.simulation import Simulation, price_per_chip_hour
+from rlscale.specs.catalog import read_document
 from rlscale.workload.build import scaled_workload
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_scenario(scenario: str | Path | ScenarioConfig) -> ScenarioConfig:
-    """A scenario object, or a path (relative to the working directory or the project root)."""
+    """A scenario object, or a scenario file: a path, or a shipped scenario by name (``steady``,
+    ``envs/steady.yaml``; :func:`rlscale.data.scenario_file`)."""
     if isinstance(scenario, ScenarioConfig):
         return scenario
-    path = Path(scenario)
-    if not path.exists() and (ROOT / path).exists():
-        path = ROOT / path
-    return load_scenario(path)
+    return load_scenario(scenario_file(scenario))
 
 
 class _StepTally:
@@ -218,11 +218,7 @@ class JetStreamEnv(gym.Env):
     def _agent(self, ref: str | Path, cache: str) -> Autoscaler:
         """An agent for this episode: an HPA manifest is read once and rebuilt fresh (its history starts empty);
         an agent that plans (an oracle) is loaded for the episode's own scenario."""
-        from rlscale.policies.hpa import HPAPolicy
-        from rlscale.policies.loader import load_agent
-        from rlscale.specs.catalog import read_document
-
-        path = Path(ref) if Path(ref).exists() else ROOT / ref
+        path = agent_file(ref)
         if getattr(self, cache) is None:
             setattr(self, cache, read_document(path))
         doc = getattr(self, cache)
@@ -285,11 +281,3 @@ class _Actions:
 
     def recommend(self, state: Any) -> None:  # never asked: the environment passes the action's count
         return None
-
-
-def env_safety(safety: SafetySpec | dict[str, Any] | None, min_replicas: int, max_replicas: int) -> SafetySpec:
-    """The safety layer a policy trained here meets: the live controller's rules, within the action bounds unless
-    ``safety`` says otherwise (its fields: ``SafetySpec``)."""
-    if isinstance(safety, SafetySpec):
-        return safety
-    return SafetySpec.model_validate({"min_replicas": min_replicas, "max_replicas": max_replicas, **(safety or {})})

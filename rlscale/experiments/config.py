@@ -16,6 +16,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rlscale.data import resolve
 from rlscale.scenario import ScenarioConfig, load_scenario
 from rlscale.specs.catalog import SpecError, read_document, validate
 
@@ -78,28 +79,6 @@ class Experiment:
     @property
     def workers(self) -> int:
         return self.config.workers or os.cpu_count() or 1
-
-
-def project_root(start: Path) -> Path | None:
-    """The nearest folder at or above ``start`` that holds ``pyproject.toml`` or ``.git``."""
-    for folder in (start, *start.parents):
-        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
-            return folder
-    return None
-
-
-def resolve(ref: str, base: Path, where: str) -> Path:
-    """``ref`` as an existing file: absolute, or relative to ``base``, the project root or the working directory."""
-    path = Path(ref).expanduser()
-    candidates = [path] if path.is_absolute() else [base / path, Path.cwd() / path]
-    root = project_root(base)
-    if root is not None and not path.is_absolute():
-        candidates.insert(1, root / path)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    looked = ", ".join(dict.fromkeys(str(c.parent) for c in candidates))
-    raise SpecError(f"{where}: no such file {ref!r} (looked in {looked})")
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -76,8 +76,8 @@ def run_specs(experiment: Experiment) -> list[RunSpec]:
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """Load, seed and run one (scenario, agent) pair; a worker's whole job. Returns a plain dict."""
+    from rlscale.agents import load_control_loop
     from rlscale.policies.base import plan_record
-    from rlscale.policies.loader import load_control_loop
     from rlscale.scenario import load_scenario
     from rlscale.simulation import run_scenario
 

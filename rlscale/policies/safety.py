@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -58,6 +58,14 @@ class SafetySpec(StrictModel):
     @property
     def limits(self) -> Limits:
         return Limits(self.min_replicas, self.max_replicas, self.max_change_per_step)
+
+
+def env_safety(safety: SafetySpec | dict[str, Any] | None, min_replicas: int, max_replicas: int) -> SafetySpec:
+    """The safety layer a policy trained in ``rlscale/JetStream-v0`` meets, and so every run of it: the live
+    controller's rules, within the action bounds unless ``safety`` says otherwise (its fields: ``SafetySpec``)."""
+    if isinstance(safety, SafetySpec):
+        return safety
+    return SafetySpec.model_validate({"min_replicas": min_replicas, "max_replicas": max_replicas, **(safety or {})})
 
 
 class Source(StrEnum):

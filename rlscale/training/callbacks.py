@@ -139,7 +139,7 @@ class KPIEvalCallback(BaseCallback):
         return evaluation
 
     def _run_baseline(self, episodes: Sequence) -> dict[str, float]:
-        from rlscale.policies.loader import load_control_loop
+        from rlscale.agents import load_control_loop
         from rlscale.simulation import run_scenario
 
         runs = [run_scenario(e, autoscaler=load_control_loop(self.baseline, e)).kpis.as_dict() for e in episodes]

@@ -9,67 +9,32 @@ file's ``spec``, the file's ``per_scenario.<scenario name>`` block (merged key b
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rlscale.config import StrictModel, merge, nested
-from rlscale.envs.actions import ActionMap
-from rlscale.policies.safety import SafetySpec
-from rlscale.specs.catalog import SpecError, read_document, validate
+from rlscale.data import resolve
+from rlscale.policies.learned import PolicyEnvKwargs, algo_class
+from rlscale.specs.catalog import read_document, validate
 
-# algo name in agent files -> the class, imported only when needed (SB3 pulls in torch)
-ALGOS = {
-    "ppo": "stable_baselines3:PPO",
-    "a2c": "stable_baselines3:A2C",
-    "dqn": "stable_baselines3:DQN",
-    "sac": "stable_baselines3:SAC",
-    "recurrent-ppo": "sb3_contrib:RecurrentPPO",
-}
 CONTINUOUS_ALGOS = frozenset({"sac"})  # act in Box(-1, 1); see rlscale.training.envs.ContinuousActions
 SET_BY_TRAIN = frozenset({"policy", "env", "seed", "verbose", "tensorboard_log", "device", "_init_setup_model"})
 ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU"}
 LINEAR_SCHEDULE = re.compile(r"^lin_(?P<value>[0-9.eE+-]+)$")  # zoo spelling: lin_3e-4 decays 3e-4 linearly to 0
 
 
-@cache
-def algo_class(algo: str) -> type:
-    """The SB3 class of an algorithm name (``ppo``, ``recurrent-ppo`` …)."""
-    module, name = ALGOS[algo].split(":")
-    return getattr(importlib.import_module(module), name)
+class EnvKwargs(PolicyEnvKwargs):
+    """Arguments of ``rlscale/JetStream-v0`` (see ``JetStreamEnv``): those that shape observations and actions
+    (:class:`~rlscale.policies.learned.PolicyEnvKwargs`, which travel with the model), and training's own."""
 
-
-class EnvKwargs(StrictModel):
-    """Arguments of ``rlscale/JetStream-v0`` (see ``JetStreamEnv``); those that shape actions travel with the model."""
-
-    action_mode: Literal["delta", "target", "residual"] = "delta"
-    max_delta: int = Field(2, ge=1, description="Pods per step, delta and residual modes.")
-    min_replicas: int = Field(1, ge=0, description="Pods; the floor of every action.")
-    max_replicas: int = Field(16, ge=1, le=64, description="Pods; the ceiling (the observation's replica bound is 64).")
-    residual_agent: str = Field("agents/hpa-slots-used.yaml", description="Residual mode: the baseline agent file.")
-    time_period_s: float | None = Field(None, gt=0, description="Adds sin/cos of the time of day with this period, s.")
     episode_s: float | None = Field(None, gt=0, description="Simulated time per episode, s (default: the scenario's).")
     sync_period_s: float = Field(15.0, gt=0, description="s between decisions: the controller's sync period.")
-    safety: SafetySpec | None = Field(
-        None,
-        description="The safety layer training meets, as the live controller applies it (default: holds on missing "
-        "metrics, no scale-down on partial ones, within [min_replicas, max_replicas]); travels with the model.",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> EnvKwargs:
-        self.action_map()  # the same check the environment makes, with its numbers in the message
-        return self
-
-    def action_map(self) -> ActionMap:
-        return ActionMap(self.action_mode, self.max_delta, self.min_replicas, self.max_replicas)
 
     def env_arguments(self) -> dict[str, Any]:
         """As ``gymnasium.make`` takes them (unset optional ones left to the environment's defaults)."""
@@ -201,17 +166,9 @@ class AgentConfig:
 
 
 def resolve_file(ref: str, base: Path, where: str) -> Path:
-    """A file an agent file names: as ``rlscale.experiments.config.resolve`` finds it (the YAML's folder, its
-    project root, the working directory), else under rlscale's own root, where the environment looks."""
-    from rlscale.envs.jetstream import ROOT
-    from rlscale.experiments.config import resolve
-
-    try:
-        return resolve(ref, base, where)
-    except SpecError:
-        if (ROOT / ref).is_file():
-            return (ROOT / ref).resolve()
-        raise
+    """A file an agent file names (its evaluation baseline): the YAML's folder, its project root, the working
+    directory, else a shipped file (:func:`rlscale.data.resolve`)."""
+    return resolve(ref, base, where)
 
 
 def load_agent_config(

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlscale.envs.actions import discrete_from_unit
+from rlscale.policies.actions import discrete_from_unit
 from rlscale.scenario import ScenarioConfig
 from rlscale.training.config import SB3Spec
 
@@ -24,7 +24,7 @@ ENV_ID = "rlscale/JetStream-v0"
 
 class ContinuousActions(gym.ActionWrapper):
     """A ``Discrete(n)`` environment seen through ``Box(−1, 1, (1,))``: the nearest discrete action is taken
-    (:func:`rlscale.envs.actions.discrete_from_unit`). With ``action_mode: target`` the box spans
+    (:func:`rlscale.policies.actions.discrete_from_unit`). With ``action_mode: target`` the box spans
     0 … max_replicas pods evenly."""
 
     def __init__(self, env: gym.Env) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlscale.training.policy import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE
+from rlscale.policies.learned import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE
 
 PROGRESS_CSV = "progress.csv"  # the SB3 logger's CSV writer
 CURVE_PNG = "learning_curve.png"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from rlscale.config import StrictModel
-from rlscale.experiments.config import resolve
+from rlscale.data import resolve
 from rlscale.specs.catalog import read_document, validate
 from rlscale.training.sweep import GRID_PATH, Grid, as_number
 

@@ -21,8 +21,8 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from stable_baselines3.common.logger import KVWriter
 
+from rlscale.policies.learned import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE, PolicyFiles, SB3Policy
 from rlscale.tracking.store import ensure_experiment, using_tracking_uri
-from rlscale.training.policy import MODEL_FILE, POLICY_FILE, VECNORMALIZE_FILE, PolicyFiles, SB3Policy
 from rlscale.training.run_files import (
     AGENT_YAML,
     CONFIG_JSON,

@@ -4,7 +4,7 @@ Order: resolve settings (printed) → seed → environments → algorithm → le
 training-episode KPIs, checkpoints) → save the policy folder → learning curve → MLflow (params, curves as they
 come, config files, the pyfunc model, registered with an alias). The folder ``out`` describes the run by itself:
 ``config.json`` holds the resolved settings, the command and the commit; ``model.zip``, ``vecnormalize.pkl``
-and ``policy.json`` are what :class:`rlscale.training.policy.LearnedPolicy` loads.
+and ``policy.json`` are what :class:`rlscale.policies.learned.LearnedPolicy` loads.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from rlscale.envs.jetstream import ROOT, resolve_scenario
+from rlscale.data import scenario_file
+from rlscale.envs.jetstream import resolve_scenario
+from rlscale.policies.learned import MODEL_FILE, VECNORMALIZE_FILE, algo_class, write_policy_meta
 from rlscale.policies.observation import ObservationBuilder
 from rlscale.scenario import ScenarioConfig
-from rlscale.training.config import AgentConfig, SB3Spec, algo_class, load_agent_config, resolve_file
-from rlscale.training.policy import MODEL_FILE, VECNORMALIZE_FILE, write_policy_meta
+from rlscale.training.config import AgentConfig, SB3Spec, load_agent_config, resolve_file
 from rlscale.training.run_files import (
     AGENT_YAML,
     CONFIG_JSON,
@@ -275,8 +276,8 @@ def _write_scenario(target: Path, scenario: ScenarioConfig, source: Path | None)
 
 
 def _found(ref: str | Path) -> Path:
-    """A scenario file as ``resolve_scenario`` found it (the working directory, else the project root)."""
-    return Path(ref) if Path(ref).exists() else ROOT / ref
+    """A scenario file as ``resolve_scenario`` found it (a path, else a shipped scenario)."""
+    return scenario_file(ref)
 
 
 def write_run_folder(plan: RunPlan) -> None:

@@ -1,10 +1,10 @@
 """From an agent's action to a replica count: the one mapping the environment and a deployed policy share.
 
 ``rlscale/JetStream-v0`` (``JetStreamEnv.step``) and
-:class:`rlscale.training.policy.LearnedPolicy` must turn an action into the same
+:class:`rlscale.policies.learned.LearnedPolicy` must turn an action into the same
 ``spec.replicas``, or a policy trained in one acts differently in the other.
-:class:`ActionMap` is that mapping, with the size of the action space it implies;
-the environment can build one from its own arguments and call :meth:`ActionMap.replicas`.
+:class:`ActionMap` is that mapping, with the size of the action space it implies; it lives with the policies,
+below the environment, so that a deployed policy needs nothing of the simulator to act.
 """
 
 from __future__ import annotations

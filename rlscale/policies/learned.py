@@ -4,38 +4,89 @@ A trained policy is a folder (``rlscale train`` writes it; an MLflow model holds
 ``artifacts/``): ``model.zip`` (SB3), ``vecnormalize.pkl`` (observation statistics, when training normalized
 them) and ``policy.json`` (the algorithm and the environment arguments that shape observations and actions).
 :class:`LearnedPolicy` loads one from a path or an MLflow URI and answers ``recommend(state)`` like every
-baseline, so ``rlscale compare`` and ``rlscale evaluate`` mix learned and hand-written policies.
+baseline, so ``rlscale compare`` and ``rlscale evaluate`` mix learned and hand-written policies, and the live
+controller runs it without the simulator.
+
+Stable-Baselines3, sb3-contrib and torch are imported only when a model is loaded (:func:`algo_class`); MLflow
+only when a ``models:/`` or ``runs:/`` reference is downloaded. An agent file's ``kind: LearnedPolicy`` and a
+residual policy's baseline are loaded by ``rlscale.agents``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlscale.config import StrictModel
-from rlscale.envs.actions import ActionMap, discrete_from_unit
+from rlscale.policies.actions import ActionMap, discrete_from_unit
 from rlscale.policies.base import Autoscaler, ClusterState
 from rlscale.policies.observation import ObservationBuilder, observation_metric_refs
-from rlscale.policies.safety import SafetySpec
-from rlscale.scenario import ScenarioConfig
+from rlscale.policies.safety import SafetySpec, env_safety
 from rlscale.specs.catalog import SpecError, validate
-from rlscale.training.config import EnvKwargs, algo_class
+from rlscale.tracking.store import MLFLOW_SCHEMES
 
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 POLICY_FILE = "policy.json"
-MLFLOW_SCHEMES = ("models:/", "runs:/")
 # What predicting needs of a saved model: schedules are training-only state (the zoo's enjoy.py does the same).
 PREDICT_ONLY = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
+# algo name in agent files and policy.json -> the class, imported only when needed (SB3 pulls in torch)
+ALGOS = {
+    "ppo": "stable_baselines3:PPO",
+    "a2c": "stable_baselines3:A2C",
+    "dqn": "stable_baselines3:DQN",
+    "sac": "stable_baselines3:SAC",
+    "recurrent-ppo": "sb3_contrib:RecurrentPPO",
+}
+
+
+@cache
+def algo_class(algo: str) -> type:
+    """The SB3 class of an algorithm name (``ppo``, ``recurrent-ppo`` …)."""
+    module, name = ALGOS[algo].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class PolicyEnvKwargs(StrictModel):
+    """The arguments of ``rlscale/JetStream-v0`` that shape what a trained policy sees and does: they travel with
+    the model (``policy.json``) and every run of it rebuilds them. Training's ``EnvKwargs`` adds the rest."""
+
+    action_mode: Literal["delta", "target", "residual"] = "delta"
+    max_delta: int = Field(2, ge=1, description="Pods per step, delta and residual modes.")
+    min_replicas: int = Field(1, ge=0, description="Pods; the floor of every action.")
+    max_replicas: int = Field(16, ge=1, le=64, description="Pods; the ceiling (the observation's replica bound is 64).")
+    residual_agent: str = Field("agents/hpa-slots-used.yaml", description="Residual mode: the baseline agent file.")
+    time_period_s: float | None = Field(None, gt=0, description="Adds sin/cos of the time of day with this period, s.")
+    safety: SafetySpec | None = Field(
+        None,
+        description="The safety layer training meets, as the live controller applies it (default: holds on missing "
+        "metrics, no scale-down on partial ones, within [min_replicas, max_replicas]); travels with the model.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PolicyEnvKwargs:
+        self.action_map()  # the same check the environment makes, with its numbers in the message
+        return self
+
+    def action_map(self) -> ActionMap:
+        return ActionMap(self.action_mode, self.max_delta, self.min_replicas, self.max_replicas)
+
+    def safety_spec(self) -> SafetySpec:
+        """The safety layer the policy was trained behind."""
+        return env_safety(self.safety, self.min_replicas, self.max_replicas)
 
 
 def write_policy_meta(folder: Path, meta: dict[str, Any]) -> Path:
+    """``policy.json`` beside a trained model (``rlscale train`` writes it; :class:`SB3Policy` reads it)."""
     path = folder / POLICY_FILE
     path.write_text(json.dumps(meta, indent=2) + "\n")
     return path
@@ -116,48 +167,6 @@ class SB3Policy:
         return np.asarray(actions, dtype=np.int64).reshape(len(obs)), state
 
 
-class LearnedPolicyConfig(StrictModel):
-    """``kind: LearnedPolicy`` agent files: a trained policy run as an autoscaler."""
-
-    model: str = Field(
-        description="models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/model, or a policy folder or "
-        ".zip (relative to this file, the project root or the working directory)."
-    )
-    tracking_uri: str | None = Field(
-        None, description="Where models:/ and runs:/ resolve (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
-    )
-    deterministic: bool = Field(True, description="The most likely action, not a sample.")
-    sync_period_s: float = Field(15.0, gt=0, description="s between decisions: the environment's step.")
-    env_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Overrides of the trained environment arguments (e.g. max_replicas)."
-    )
-
-    def build(self, base: Path, scenario: ScenarioConfig | None = None) -> LearnedPolicy:
-        model = self.model
-        if not model.startswith(MLFLOW_SCHEMES):
-            model = str(_find_local(model, base))
-        return LearnedPolicy(
-            model, tracking_uri=self.tracking_uri, deterministic=self.deterministic,
-            sync_period_s=self.sync_period_s, scenario=scenario, **self.env_kwargs,
-        )  # fmt: skip
-
-
-def _find_local(ref: str, base: Path) -> Path:
-    """A policy folder or file: absolute, or relative to ``base``, its project root, the working directory or
-    rlscale's root (as :func:`rlscale.experiments.config.resolve` looks, folders included)."""
-    from rlscale.envs.jetstream import ROOT
-    from rlscale.experiments.config import project_root
-
-    path = Path(ref).expanduser()
-    if path.is_absolute():
-        return path
-    roots = [base, project_root(base), Path.cwd(), ROOT]
-    for root in roots:
-        if root is not None and (root / path).exists():
-            return (root / path).resolve()
-    return path  # PolicyFiles.find names it in its error
-
-
 class LearnedPolicy:
     """An autoscaler driven by a trained SB3 policy, behind the same interface as the baselines.
 
@@ -166,9 +175,12 @@ class LearnedPolicy:
     action and turns it into replicas with the environment's :class:`ActionMap`. Recurrent policies carry their
     LSTM state from one sync to the next. Under ``run_scenario`` the first decision comes at the first sync
     (t = 15 s), where the environment also acts at t = 0; after that both act on the same state at the same
-    times. ``env_kwargs`` override the trained environment arguments (e.g.
+    times. ``env_kwargs`` override the trained environment arguments (:class:`PolicyEnvKwargs`, e.g.
     ``max_replicas``); an override that changes the number of actions or observations is refused.
-    ``scenario`` is needed only by a residual policy whose baseline plans (an oracle).
+
+    A residual policy acts on a baseline agent's recommendation: ``load_baseline`` is called with the trained
+    ``residual_agent`` (an agent file reference) and returns that agent; ``rlscale.agents.load_learned`` passes its
+    own loader, which this layer cannot import (agents may plan by simulating).
     """
 
     def __init__(
@@ -178,16 +190,17 @@ class LearnedPolicy:
         tracking_uri: str | None = None,
         deterministic: bool = True,
         sync_period_s: float = 15.0,
-        scenario: ScenarioConfig | None = None,
+        load_baseline: Callable[[str], Autoscaler] | None = None,
         **env_kwargs: Any,
     ) -> None:
         self.policy = SB3Policy(PolicyFiles.find(model, tracking_uri))
         self.source = str(model)
-        trained = self.policy.meta["env_kwargs"]
-        unknown = sorted(set(env_kwargs) - set(EnvKwargs.model_fields))
+        fields = PolicyEnvKwargs.model_fields
+        unknown = sorted(set(env_kwargs) - set(fields))
         if unknown:
-            raise SpecError(f"env_kwargs: unknown {', '.join(unknown)} (have {', '.join(EnvKwargs.model_fields)})")
-        self.env_kwargs = validate(EnvKwargs, trained | env_kwargs, "env_kwargs")
+            raise SpecError(f"env_kwargs: unknown {', '.join(unknown)} (have {', '.join(fields)})")
+        trained = {k: v for k, v in self.policy.meta["env_kwargs"].items() if k in fields}  # not training's own
+        self.env_kwargs = validate(PolicyEnvKwargs, trained | env_kwargs, "env_kwargs")
         self.actions: ActionMap = self.env_kwargs.action_map()
         if self.actions.n != self.policy.n_actions:
             raise SpecError(
@@ -203,20 +216,19 @@ class LearnedPolicy:
             )
         self.deterministic = deterministic
         self.sync_period_s = sync_period_s
-        self._baseline: Autoscaler | None = None
+        self.baseline: Autoscaler | None = None
         if self.actions.mode == "residual":
-            from rlscale.envs.jetstream import ROOT
-            from rlscale.policies.loader import load_agent
-
-            self._baseline = load_agent(ROOT / self.env_kwargs.residual_agent, scenario)
+            if load_baseline is None:
+                raise SpecError(
+                    f"env_kwargs.action_mode: {model!r} is a residual policy, which acts on its baseline agent "
+                    f"({self.env_kwargs.residual_agent}); load it with rlscale.agents.load_learned"
+                )
+            self.baseline = load_baseline(self.env_kwargs.residual_agent)
         self.reset()
 
     def default_safety(self) -> SafetySpec:
         """The safety layer it was trained behind (its environment's), which every run of it applies too."""
-        from rlscale.envs.jetstream import env_safety
-
-        kw = self.env_kwargs
-        return env_safety(kw.safety, kw.min_replicas, kw.max_replicas)
+        return self.env_kwargs.safety_spec()
 
     def metric_refs(self) -> list[tuple[str, str, str]]:
         """What its observation reads: the safety layer holds it when they are missing, as the controller does."""
@@ -237,5 +249,5 @@ class LearnedPolicy:
         obs = self.observe(state)[None]
         actions, self._state = self.policy.predict(obs, self._state, self._episode_start, self.deterministic)
         self._episode_start = np.zeros(1, dtype=bool)
-        baseline = self._baseline.recommend(state) if self._baseline is not None else None
+        baseline = self.baseline.recommend(state) if self.baseline is not None else None
         return self.actions.replicas(int(actions[0]), state.spec_replicas, baseline)
