@@ -21,6 +21,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layers and forbidden imports of pyproject.toml's [tool.importlinter]
 
 test: lint
 	$(BIN)/pytest

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from rlscale.cluster.config import FleetConfig
 from rlscale.config import StrictModel, merge, nested
+from rlscale.data import scenario_file
 from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.metrics.faults import FaultSpec
 from rlscale.serving.config import PodConfig
@@ -109,7 +110,9 @@ def scenario_params(scenario: ScenarioConfig) -> dict[str, str]:
 
 
 def load_scenario(path: str | Path) -> ScenarioConfig:
-    path = Path(path)
+    """A scenario file, or a shipped scenario by name (``steady``, ``envs/steady.yaml``: :mod:`rlscale.data`);
+    its name defaults to the file's."""
+    path = scenario_file(path)
     data = read_document(path)
     data.setdefault("name", path.stem)
     return validate(ScenarioConfig, data, str(path))

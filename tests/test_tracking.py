@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from rlscale.experiments.compare import compare
-from rlscale.experiments.tracked import comparison_log, run_metrics
+from rlscale.experiments.compare import compare, comparison_log
+from rlscale.experiments.stats import run_metrics
 from rlscale.tracking.keys import metric_key
 from rlscale.tracking.mlflow_tracker import track_comparison
 from rlscale.tracking.store import TrackingError, check_tracking

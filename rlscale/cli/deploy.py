@@ -93,7 +93,9 @@ def controller(
 
 @app.command()
 def emulate(
-    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML (see envs/).")],
+    scenario: Annotated[
+        Path, typer.Option("--scenario", "-s", help="Scenario YAML, or a shipped one by name (steady; see envs/).")
+    ],
     speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (0: clock stopped).")] = 1.0,
     api_port: Annotated[int, typer.Option(min=0, max=65535, help="Kubernetes API on 127.0.0.1 (0: any).")] = 8001,
     metrics_port: Annotated[

@@ -76,8 +76,10 @@ def _run_comparison(
 
 @app.command()
 def tune(
-    agent: Annotated[Path, typer.Option(help="HPA manifest to tune (agents/hpa-*.yaml).")],
-    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML to tune on.")],
+    agent: Annotated[Path, typer.Option(help="HPA manifest to tune (agents/hpa-*.yaml, or a shipped one by name).")],
+    scenario: Annotated[
+        Path, typer.Option("--scenario", "-s", help="Scenario YAML to tune on, or a shipped one by name.")
+    ],
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; a setting must meet the SLO on all.")] = "0,1,2",
     trials: Annotated[int, typer.Option(min=1, help="Optuna trials (each runs every seed).")] = 30,
     slo_attainment: Annotated[
@@ -115,6 +117,7 @@ def tune(
     import time
 
     from rlscale.agents import load_agent
+    from rlscale.data import agent_file
     from rlscale.experiments.cells import CellStore
     from rlscale.experiments.compare import source_commit
     from rlscale.experiments.executors import ExecutorError, make_executor
@@ -131,6 +134,7 @@ def tune(
     uri = resolve_tracking_uri(tracking_uri)
     try:
         sc = apply_overrides(load_scenario(scenario), duration_s=duration)
+        agent = agent_file(agent)  # a path, or a shipped agent by name
         manifest = read_document(agent)
         load_agent(agent, sc)  # the manifest and its metric names checked up front, errors naming the file
         seed_list = _int_list(seeds, "--seeds")

@@ -135,9 +135,9 @@ def catalog() -> None:
 
 @app.command()
 def simulate(
-    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario YAML (see envs/).")] = Path(
-        "envs/single-pod.yaml"
-    ),
+    scenario: Annotated[
+        Path, typer.Option("--scenario", "-s", help="Scenario YAML, or a shipped one by name (steady; see envs/).")
+    ] = Path("envs/single-pod.yaml"),
     trace: Annotated[
         str | None,
         typer.Option(
@@ -155,7 +155,8 @@ def simulate(
     ] = None,
     replicas: Annotated[int | None, typer.Option(min=0, help="Fixed replica count (replaces the schedule).")] = None,
     agent: Annotated[
-        Path | None, typer.Option(help="Autoscale with this agent (agents/*.yaml, e.g. an HPA manifest).")
+        Path | None,
+        typer.Option(help="Autoscale with this agent (agents/*.yaml, e.g. an HPA manifest, or a shipped one by name)."),
     ] = None,
     rate: Annotated[
         float | None, typer.Option(help="Override a Poisson scenario's arrival rate, requests/s (not for traces).")

@@ -24,7 +24,7 @@ from rlscale.specs.catalog import SpecError
 
 @app.command()
 def train(
-    agent: Annotated[Path, typer.Option(help="SB3 agent file (agents/ppo.yaml, agents/sac.yaml, ...).")],
+    agent: Annotated[Path, typer.Option(help="SB3 agent file (agents/ppo.yaml, ...), or a shipped one by name (ppo).")],
     scenario: Annotated[
         list[Path],
         typer.Option(

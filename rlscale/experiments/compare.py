@@ -7,6 +7,7 @@ the one before produced, so tracking can be skipped or pointed anywhere.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,13 @@ from rlscale.experiments.report import (
     write_timelines,
 )
 from rlscale.experiments.runner import RunRecord, cell_keys, run_experiment
-from rlscale.experiments.stats import result_rows, summarize
+from rlscale.experiments.stats import result_rows, run_metrics, summarize
+from rlscale.scenario import scenario_params
+from rlscale.tracking.keys import metric_key
+from rlscale.tracking.mlflow_tracker import ComparisonLog, RunLog
+
+# Means over seeds logged on the parent run, per scenario and agent, for comparing at a glance in the MLflow UI.
+HEADLINE_COLUMNS = ("cost_usd", "chip_hours", "slo_attainment", "ttft_p99_s", "tpot_p99_s", "failed")
 
 
 @dataclass
@@ -124,7 +131,6 @@ def compare(
         if previous is not None:
             comparison.mlflow_run_id = previous
         else:
-            from rlscale.experiments.tracked import comparison_log
             from rlscale.tracking.mlflow_tracker import track_comparison
 
             comparison.mlflow_run_id = track_comparison(comparison_log(comparison), tracking_uri)
@@ -164,3 +170,56 @@ def write_outputs(comparison: Comparison) -> None:
         comparison.executor, comparison.skipped,
     )  # fmt: skip
     comparison.files = files
+
+
+def comparison_log(comparison: Comparison) -> ComparisonLog:
+    """What MLflow keeps of ``comparison``, as the plain records the tracking sink logs: the experiment's settings,
+    the headline means, the result files, and per run its KPIs, times, the scenario's fields and its timeline."""
+    experiment = comparison.experiment
+    config = experiment.config
+    summary = summarize(result_rows(comparison.records)[1], HEADLINE_COLUMNS)
+    headline = {
+        f"mean/{scenario}/{agent}/{metric_key(c)}": interval.mean
+        for (scenario, agent), intervals in summary.items()
+        for c, interval in intervals.items()
+        if not math.isnan(interval.mean)
+    }
+    params = {
+        "experiment": experiment.name,
+        "experiment_file": str(experiment.path),
+        "scenarios": ",".join(experiment.scenario_names),
+        "agents": ",".join(experiment.agent_names),
+        "seeds": ",".join(map(str, experiment.seeds)),
+        "duration_s": "scenario's" if config.duration_s is None else f"{config.duration_s:g}",
+        "runs": len(comparison.records),
+        "workers": comparison.workers,
+        "git_commit": comparison.git_commit or "unknown",
+    }
+    scenarios = dict(zip(experiment.scenario_names, experiment.scenarios, strict=True))
+    scenario_files = dict(zip(experiment.scenario_names, experiment.scenario_paths, strict=True))
+    agent_files = dict(zip(experiment.agent_names, experiment.agent_paths, strict=True))
+    runs = [
+        RunLog(
+            record.label,
+            params={
+                "scenario": record.scenario,
+                "agent": record.agent,
+                "seed": record.seed,
+                "scenario_file": str(scenario_files[record.scenario]),
+                "agent_file": str(agent_files[record.agent]),
+                **scenario_params(scenarios[record.scenario]),
+            },
+            metrics=run_metrics(record.kpis, record.wall_s, record.planning_s, record.plan_met_target),
+            timeline=comparison.timelines.get(record.label),
+        )
+        for record in comparison.records
+    ]
+    return ComparisonLog(
+        experiment.name,
+        comparison.out,
+        comparison.git_commit,
+        params,
+        headline | {"sim/wall_s": comparison.wall_s},
+        files=list(comparison.files.values()),
+        runs=runs,
+    )

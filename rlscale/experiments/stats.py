@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from rlscale.experiments.runner import RunRecord
+from rlscale.tracking.keys import metric_key
 
 ID_COLUMNS = ("scenario", "agent", "seed")
 CONFIDENCE = 0.95
@@ -33,6 +34,16 @@ def flatten_kpis(kpis: dict[str, Any]) -> dict[str, float | int | bool]:
         else:
             flat[key] = value
     return flat
+
+
+def run_metrics(
+    kpis: dict[str, Any], wall_s: float, planning_s: float = 0.0, plan_met_target: bool | None = None
+) -> dict[str, float]:
+    """A run's KPIs (``KPIs.as_dict()``), wall time and planning time as MLflow metrics, and for a planner whether
+    its plan met its own target (1/0); NaN stays NaN (MLflow stores it), a KPI that does not apply (None, e.g. no e2e
+    objective, or no plan) is not logged."""
+    flat = flatten_kpis(kpis) | {"wall_s": wall_s, "planning_s": planning_s, "plan_met_target": plan_met_target}
+    return {metric_key(c): float(v) for c, v in flat.items() if v is not None}
 
 
 def result_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -1,7 +1,7 @@
 """Log a comparison to MLflow: one parent run per experiment, one nested child run per (scenario, agent, seed).
 
 It takes plain records (:class:`ComparisonLog`, :class:`RunLog`: names, params, metrics under the keys of
-:mod:`rlscale.tracking.keys`, files); ``rlscale.experiments.tracked`` builds them from a finished comparison.
+:mod:`rlscale.tracking.keys`, files); ``rlscale.experiments.compare.comparison_log`` builds them from a comparison.
 MLflow is imported here only, and this module only when tracking, so ``import rlscale`` stays fast.
 """
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rlscale.config import StrictModel, merge, nested
-from rlscale.data import resolve
+from rlscale.data import agent_file, resolve
 from rlscale.policies.learned import PolicyEnvKwargs, algo_class
 from rlscale.specs.catalog import read_document, validate
 
@@ -181,7 +181,7 @@ def load_agent_config(
     """Read and validate an ``SB3Agent`` file, with its ``per_scenario.<scenario>`` block, then ``overrides``
     (dotted spec paths, a sweep's settings: ``hyperparams.learning_rate``), then the command line's
     ``total_timesteps`` applied (in that order); errors name the file and the field."""
-    path = Path(path)
+    path = agent_file(path)  # a path, or a shipped agent by name (ppo)
     document = read_document(path)
     agent = validate(SB3AgentFile, document, str(path))
     spec, applied = agent.spec, [f"defaults < {path}: spec"]
