@@ -10,6 +10,7 @@ kinds run (the cheapest static count, the clairvoyant oracle: ``rlscale.planning
 * ``loader`` — ``load_agent``, ``load_control_loop`` (the agent behind its safety layer), the registry;
 * ``baselines`` — the HPA, KPA, saturation scaler and a fixed static count;
 * ``planned`` — the kinds that plan by simulating the scenario they will run in;
+* ``forecasting`` — ``kind: ForecastingAutoscaler`` (its capacity measured on the scenario only when not given);
 * ``learned`` — ``kind: LearnedPolicy`` and ``load_learned`` (a trained policy, its residual baseline loaded).
 """
 

@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "SaturationAutoscaler": "rlscale.agents.baselines:saturation",
     "StaticReplicas": "rlscale.agents.baselines:static",
     "ClairvoyantOracle": "rlscale.agents.planned:oracle",
+    "ForecastingAutoscaler": "rlscale.agents.forecasting:forecasting",
     "LearnedPolicy": "rlscale.agents.learned:learned",
 }
 # Kinds that plan a given scenario whatever their spec: refused without one before their builder (and with it the
