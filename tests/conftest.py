@@ -10,6 +10,14 @@ from tests.helpers import PodHarness
 pytest_plugins = ["pytester", "tests.skips"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on the shared Ray instance is slow (``-m "not slow"`` leaves them out): starting Ray takes
+    seconds and its tasks more."""
+    for item in items:
+        if "ray_executor" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def harness():
     """The PodHarness class (a factory: call it with PodConfig fields)."""

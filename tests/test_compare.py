@@ -132,6 +132,7 @@ def test_pareto_front_keeps_the_undominated_points_by_cost():
 
 
 # ---- a whole comparison ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tiny_experiment_writes_results_report_and_plots(tiny):
     rows = read_rows(tiny.out / "results.csv")
     assert len(rows) == 1 * 2 * 2
@@ -158,6 +159,7 @@ def test_tiny_experiment_writes_results_report_and_plots(tiny):
     assert len(read_rows(tiny.out / "timelines" / timelines[0])) == 2  # two minutes
 
 
+@pytest.mark.slow
 def test_same_numbers_whatever_the_worker_count(tiny, tmp_path):
     serial = compare(tiny.experiment, tmp_path / "serial", workers=1, progress=False)
 

@@ -295,6 +295,7 @@ def tiny_policy(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_trained_policy_runs_live_on_the_environments_observation(tmp_path, kube, prom):
     feed(prom, kube, slots=0.8)
     controller = make(tmp_path, kube, prom, str(tiny_policy(tmp_path)))

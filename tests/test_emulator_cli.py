@@ -58,6 +58,7 @@ def test_print_prometheus_config_divides_intervals_by_speed(tmp_path):
     assert jobs["tpu-device-plugin"]["scrape_interval"] == "15s"  # 60 s at 4x
 
 
+@pytest.mark.slow
 def test_emulate_runs_until_sigterm(tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     command = [sys.executable, "-m", "rlscale", "emulate", "-s", "envs/steady.yaml", "--speed", "20",
@@ -80,6 +81,7 @@ def test_emulate_runs_until_sigterm(tmp_path):
     assert "stopped at t=" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason=NO_PROMETHEUS)
 def test_a_real_prometheus_scrapes_the_pods(tmp_path):
     scenario = apply_overrides(load_scenario("envs/steady.yaml"), replicas=2)

@@ -54,6 +54,7 @@ DISCOVERY_WALL_S = 5.0  # Prometheus 2.42 applies discovered targets every 5 wal
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.skipif(shutil.which("prometheus") is None, reason=NO_PROMETHEUS),
 ]
 

@@ -103,6 +103,7 @@ def test_action_modes_and_bounds():
         assert info["replicas"] == min((state.spec_replicas if wanted is None else wanted) + 1, 16)
 
 
+@pytest.mark.slow
 def test_runs_in_sb3_subprocess_vector_envs():
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv

@@ -14,6 +14,8 @@ import yaml
 from rlscale.experiments.compare import compare
 from rlscale.experiments.executors import FAIL_ONCE_ENV, ExecutorError, LocalExecutor, make_executor
 
+pytestmark = pytest.mark.slow  # comparisons on a pool and on Ray, workers killed
+
 ROOT = Path(__file__).resolve().parents[1]
 AGENTS = ("agents/hpa-prefill-backlog.yaml", "agents/hpa-slots-used.yaml")
 

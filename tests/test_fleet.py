@@ -162,6 +162,7 @@ def test_gateway_holds_requests_until_a_pod_is_ready_or_the_timeout():
     rate=st.floats(1.0, 40.0),
     routing=st.sampled_from(["round-robin", "random", "least-outstanding"]),
 )
+@pytest.mark.slow
 def test_requests_are_conserved_across_scaling(steps, rate, routing):
     h = FleetHarness(provisioning_s=30.0, replicas=2, routing=routing,
                      lifecycle={"termination_grace_period_s": 5.0, "image_pull_s": 5.0})  # fmt: skip

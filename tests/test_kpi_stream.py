@@ -80,6 +80,7 @@ def requests_alive() -> int:
     return sum(isinstance(o, Request) for o in gc.get_objects())
 
 
+@pytest.mark.slow
 def test_memory_holds_what_is_in_flight_not_what_was_simulated():
     """Four times the simulated time, four times the requests ended, and no more Request objects kept."""
     kept = {}

@@ -54,6 +54,7 @@ def test_lead_time_is_a_cold_start():
     assert cold_start_s(sc, 2.0) == pytest.approx(120.0 + 60.0 + load_s + 20.0 + 6.0 * 7)
 
 
+@pytest.mark.slow
 def test_capacity_is_where_one_pod_stops_meeting_the_slo():
     sc = spike()
     capacity = pod_capacity_per_s(sc, 0.99, probe_s=300)
@@ -74,6 +75,7 @@ def test_plan_requests_pods_one_cold_start_ahead_and_keeps_short_valleys():
     assert p.fluid_chip_hours == pytest.approx(sum(p.need) * 60 / 3600 * 8)
 
 
+@pytest.mark.slow
 def test_oracle_meets_the_slo_and_records_its_candidates(oracle_run):
     _, oracle, kpis = oracle_run
     assert kpis.slo_attainment >= 0.99
@@ -83,6 +85,7 @@ def test_oracle_meets_the_slo_and_records_its_candidates(oracle_run):
     assert oracle.plan.met_target and oracle.plan.attainment == kpis.slo_attainment  # the check is the run
 
 
+@pytest.mark.slow
 def test_no_slo_meeting_baseline_is_cheaper(oracle_run):
     scenario, _, oracle_kpis = oracle_run
     baselines = [
@@ -139,6 +142,7 @@ def bursty_run(tmp_path_factory):
     return scenario, oracle, run_scenario(scenario, autoscaler=oracle).kpis
 
 
+@pytest.mark.slow
 def test_capacity_is_priced_under_the_traffics_own_bursts_and_every_slo(tmp_path):
     flat = pod_capacity_per_s(code_scenario(code_trace(tmp_path / "flat.csv", bursty=False)), 0.99, probe_s=300)
     trace = code_trace(tmp_path / "bursty.csv")
@@ -151,6 +155,7 @@ def test_capacity_is_priced_under_the_traffics_own_bursts_and_every_slo(tmp_path
     assert loose > bursty * 1.1
 
 
+@pytest.mark.slow
 def test_oracle_meets_its_target_on_prefill_heavy_bursts(bursty_run):
     """It used to size pods by a Poisson probe (16.8/s per pod), planned 2 pods for bursts of 40/s at every headroom
     up to 2.0, tried constant counts only up to that 2, and replayed its best failure: 97.6%, TPOT misses."""

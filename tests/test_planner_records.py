@@ -18,7 +18,10 @@ from rlscale.experiments.compare import compare
 from rlscale.planning.oracle import OracleMissedTarget
 from tests.test_compare import write_experiment
 
-pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy")  # inside MLflow's SQL store
+pytestmark = [
+    pytest.mark.slow,  # oracle and static searches through simulate and compare
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy"),  # inside MLflow's SQL store
+]
 ROOT = Path(__file__).resolve().parents[1]
 LOAD = {  # 30 req/s of 400-token prompts: more than one pod can serve (about 15/s)
     "name": "small",

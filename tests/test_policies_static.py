@@ -56,6 +56,7 @@ def test_static_through_the_loop_makes_one_scale_event():
     assert sim.fleet.desired == 2
 
 
+@pytest.mark.slow
 def test_cheapest_static_count_is_the_load_over_one_pods_capacity(capacity):
     rate = 2.5 * capacity  # two pods would each carry 1.25x their capacity, three 0.83x
     expected = math.ceil(rate / capacity)
@@ -104,6 +105,7 @@ def test_the_search_records_every_count_it_tried(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_agent_file_searches_the_scenario_or_takes_a_count(tmp_path, capacity):
     scenario = poisson(2.5 * capacity)
     searched = load_agent("agents/static.yaml", scenario)

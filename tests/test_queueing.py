@@ -16,6 +16,8 @@ import simpy
 from rlscale.serving.pod import JetStreamPod
 from rlscale.serving.request import Request, RequestState
 
+pytestmark = pytest.mark.slow  # a long M/D/1 run against queueing theory
+
 RHO = 0.5
 N_REQUESTS = 120_000
 

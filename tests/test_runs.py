@@ -47,6 +47,7 @@ def test_perf_prints_json_with_ms():
     assert json.loads(out.stdout)["ms"] == pytest.approx(20.31, rel=0.03)  # measured on an H200
 
 
+@pytest.mark.slow
 def test_simulate_smoke(tmp_path):
     out = cli("simulate", "--duration", "180", "--rate", "3", "--json", "--out", str(tmp_path / "run"))
     assert out.returncode == 0, out.stderr

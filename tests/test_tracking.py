@@ -108,6 +108,7 @@ def test_metric_keys_are_namespaced():
     assert metric_key("a_new_kpi") == "kpi/a_new_kpi"
 
 
+@pytest.mark.slow
 def test_embedded_sqlite_runs_hold_params_metrics_and_artifacts(tiny, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parent_id = track_comparison(comparison_log(tiny), uri)
@@ -149,6 +150,7 @@ def test_embedded_sqlite_runs_hold_params_metrics_and_artifacts(tiny, tmp_path):
         assert len(list(csv.DictReader(io.StringIO(timeline)))) == len(record.timeline) == 2
 
 
+@pytest.mark.slow
 def test_compare_logs_through_a_real_tracking_server(mlflow_server, tmp_path):
     path = write_experiment(tmp_path, name="served")
     out = subprocess.run(

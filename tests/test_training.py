@@ -172,6 +172,7 @@ def test_continuous_actions_pick_the_nearest_discrete_action(files):
 
 
 # ---- a tiny PPO run learns ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tiny_ppo_beats_a_fixed_overprovisioned_fleet(files, trained):
     # On the held-out evaluation episodes (the static count run by the callback on exactly those episodes):
     final = trained.evaluations[-1]
@@ -197,6 +198,7 @@ def test_tiny_ppo_beats_a_fixed_overprovisioned_fleet(files, trained):
     assert trained.steps_per_s > 0 and trained.timesteps == 3072
 
 
+@pytest.mark.slow
 def test_run_folder_describes_itself(trained):
     out = trained.out
     for name in ("model.zip", "vecnormalize.pkl", "policy.json", "config.json", "agent.yaml", "scenario.yaml",
@@ -210,6 +212,7 @@ def test_run_folder_describes_itself(trained):
 
 
 # ---- MLflow round trip --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_registered_model_loads_by_alias_and_acts_like_the_saved_policy(files, trained):
     uri = files["tracking_uri"]
     assert trained.registered_uri == "models:/rlscale-test-ppo@champion"
@@ -233,6 +236,7 @@ def test_registered_model_loads_by_alias_and_acts_like_the_saved_policy(files, t
     assert np.array_equal(pyfunc.predict(obs), local.predict(obs))
 
 
+@pytest.mark.slow
 def test_tracked_run_has_params_namespaced_metrics_and_artifacts(files, trained):
     client = MlflowClient(tracking_uri=files["tracking_uri"])
     run = client.get_run(trained.run_id)
@@ -254,6 +258,7 @@ def test_tracked_run_has_params_namespaced_metrics_and_artifacts(files, trained)
     assert {"agent.yaml", "scenario.yaml", "config.json", "policy.json"} <= config
 
 
+@pytest.mark.slow
 def test_learned_policy_refuses_overrides_the_model_cannot_take(trained):
     with pytest.raises(SpecError, match="trained with 5"):
         LearnedPolicy(trained.model_path, max_delta=3)
@@ -272,6 +277,7 @@ def test_learned_policy_file_names_its_problems(tmp_path):
         load_agent(path)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_compares_a_learned_agent_with_a_baseline(files, trained, tmp_path, monkeypatch):
     # No tracking_uri in the file: the model resolves in the store --tracking-uri names, in every run process.
     learned = write_yaml(
@@ -297,6 +303,7 @@ def test_evaluate_cli_compares_a_learned_agent_with_a_baseline(files, trained, t
     assert (out / "pareto.png").is_file()
 
 
+@pytest.mark.slow
 def test_train_cli_smoke(files, trained, tmp_path):  # trained: the store exists (creating one takes seconds)
     out = tmp_path / "run"
     result = cli(
@@ -319,6 +326,7 @@ def test_train_cli_refuses_an_agent_that_is_not_trainable(files):
     assert "static12.yaml: kind: Input should be 'SB3Agent'" in result.output
 
 
+@pytest.mark.slow
 def test_a_mix_of_scenarios_trains_as_one_run_named_after_all(files, trained, tmp_path):
     busy = write_yaml(tmp_path / "light-busy.yaml", {
         **LIGHT, "name": "light-busy",

@@ -86,6 +86,7 @@ def test_a_bad_setting_is_refused_before_anything_trains(files, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_every_cell_is_tracked_under_the_sweep_and_the_alias_goes_to_the_best(files, tracked):
     assert [c.label for c in tracked.cells] == [
         "learning_rate=0.0001__seed0", "learning_rate=0.0001__seed1",
@@ -116,6 +117,7 @@ def test_every_cell_is_tracked_under_the_sweep_and_the_alias_goes_to_the_best(fi
     assert (tracked.out / "runs" / tracked.champion.label / "model.zip").is_file()
 
 
+@pytest.mark.slow
 def test_a_resumed_sweep_trains_and_logs_nothing_again(files, tracked):
     again = run_sweep(files, tracked.out, RefusingExecutor(), tracking_uri=files["tracking_uri"], resume=True)
     assert again.skipped == 4 and again.mlflow_run_id == tracked.mlflow_run_id
@@ -123,6 +125,7 @@ def test_a_resumed_sweep_trains_and_logs_nothing_again(files, tracked):
     assert table(again.out) == table(tracked.out) and again.champion == tracked.champion
 
 
+@pytest.mark.slow
 def test_a_cell_logged_but_not_stored_finds_its_run(files, tracked, tmp_path):
     out = tmp_path / "copy"
     import shutil
@@ -147,6 +150,7 @@ def test_ray_trains_the_same_sweep_even_when_a_worker_dies(files, tracked, ray_e
     assert on_ray.champion == tracked.champion
 
 
+@pytest.mark.slow
 def test_train_cli_runs_a_sweep_and_says_where_the_champion_is(files, tracked, tmp_path):
     from typer.testing import CliRunner
 
@@ -167,6 +171,7 @@ def test_train_cli_runs_a_sweep_and_says_where_the_champion_is(files, tracked, t
     assert bad.exit_code == 2 and "--seeds: expected comma-separated integers" in bad.output
 
 
+@pytest.mark.slow
 def test_scenario_fields_sweep_too_and_are_checked_first(files, tmp_path):
     import yaml
 
@@ -183,6 +188,7 @@ def test_scenario_fields_sweep_too_and_are_checked_first(files, tmp_path):
     assert trained_on["reward"]["slo_violation_weight"] == 0.5 and trained_on["name"] == "light"
 
 
+@pytest.mark.slow
 def test_a_cell_that_fails_names_itself(files, tmp_path):
     from rlscale.experiments.runner import RunFailed
 
@@ -224,6 +230,7 @@ def test_a_bad_sweep_file_is_refused_naming_file_and_field(files, tmp_path, chan
         load_sweep(path)
 
 
+@pytest.mark.slow
 def test_sweep_cli_runs_a_sweep_file(files, tracked, tmp_path):
     from typer.testing import CliRunner
 

@@ -33,6 +33,7 @@ def test_knobs_write_a_valid_manifest():
     assert MANIFEST["spec"]["metrics"][0]["pods"]["target"]["averageValue"] == "5"  # the original is untouched
 
 
+@pytest.mark.slow
 def test_search_returns_the_cheapest_feasible_target():
     sc, seeds = ramp(), [0, 1]
     knobs = knobs_for(MANIFEST, behaviour=False)
@@ -57,6 +58,7 @@ def test_says_none_when_nothing_meets_the_slo():
     assert result.best is None and result.best_manifest is None and len(result.trials) == 2
 
 
+@pytest.mark.slow
 def test_tune_cli_writes_trials_and_the_manifest_and_logs_the_search_once(tmp_path):
     import subprocess
     import sys

@@ -12,6 +12,8 @@ from rlscale.scenario import ScenarioConfig
 from rlscale.tuning import tune
 from tests.helpers import RefusingExecutor, ramp_scenario
 
+pytestmark = pytest.mark.slow  # tuning searches on a pool and on Ray
+
 with open("agents/hpa-prefill-backlog.yaml") as f:
     MANIFEST = yaml.safe_load(f)
 SEEDS = [0, 1]
