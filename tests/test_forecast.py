@@ -151,6 +151,7 @@ def test_scale_down_is_damped_as_the_hpa_damps_it():
 
 
 # ---- causality ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_changing_the_future_of_the_traffic_changes_no_decision_before_it():
     """Two runs whose arrivals are the same up to T = 1500 s and differ after it (a surge): every recommendation
     and every scale event before T is the same; after it they differ (so the comparison can see a difference)."""
@@ -228,6 +229,7 @@ def day_three(scenario: ScenarioConfig, policy) -> dict[str, float]:
     return {"attainment": met[0] / ended[0], "cost": cost, "rise_s": rise}
 
 
+@pytest.mark.slow
 def test_on_a_daily_cycle_it_scales_before_the_rise_and_costs_less_at_equal_attainment(tmp_path):
     """Three 40-minute days; the forecaster knows the season from the third (its capacity measured on the scenario).
 
