@@ -49,8 +49,10 @@ def _find(ref: str | Path, folder: str, what: str) -> Path:
         return path
     found = shipped_file(path, folder)
     if found is None:
-        names = ", ".join(shipped_names(folder))
-        raise SpecError(f"{ref}: cannot read (no such file, and rlscale ships no {what} of that name; shipped: {names})")
+        shipped = ", ".join(shipped_names(folder))
+        raise SpecError(
+            f"{ref}: cannot read (no such file, and rlscale ships no {what} of that name; shipped: {shipped})"
+        )
     return found
 
 
