@@ -270,6 +270,13 @@ def test_a_restarted_policy_with_its_state_file_recommends_what_an_uninterrupted
     assert not list((tmp_path / "state").glob(".forecast.json.*"))  # written atomically: no temporary left
 
 
+def test_a_state_file_that_cannot_be_written_costs_the_history_not_the_decision(tmp_path, caplog):
+    (tmp_path / "not-a-folder").write_text("")
+    policy = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, state_path=str(tmp_path / "not-a-folder" / "f.json")))
+    assert drive(policy, lambda t: 12.0, 0, 90)[-1] == (75.0, 3)  # ceil(12 / 5) from the first bucket on
+    assert "forecast state not saved" in caplog.text
+
+
 def test_a_state_file_of_other_buckets_is_refused_naming_the_field(tmp_path):
     path = tmp_path / "forecast.json"
     policy = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, state_path=str(path)))

@@ -28,6 +28,7 @@ Nothing here imports the simulator: the capacity can be measured on a scenario b
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -47,6 +48,7 @@ from rlscale.policies.rate_forecast import RateModel, Tier, fit, forecast, tier_
 from rlscale.specs.catalog import SpecError, validate
 
 STATE_KIND = "ForecastingAutoscalerState"
+log = logging.getLogger(__name__)
 
 
 class ForecastConfig(StrictModel):
@@ -291,7 +293,10 @@ class ForecastingAutoscaler:
             cutoff = state.now_s - c.scale_down_stabilization_s
             self.state.recent = [(r.recommendation, r.timestamp_s) for r in window if r.timestamp_s >= cutoff]
         if self.state_path is not None:
-            self.save()
+            try:
+                self.save()
+            except OSError as exc:  # costs the history across a restart, not this decision
+                log.warning("forecast state not saved to %s: %s", self.state_path, exc)
         return out
 
     # ---- its record and its state file --------------------------------------------------------------------
