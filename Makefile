@@ -12,13 +12,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,ray]'  # ray: the optional executor, tested in CI
 	touch $(STAMP)
 
-.PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned
-setup: $(STAMP)
+# The simulator's compiled core (setup.py, rlscale/_core.py): rebuilt when a source changes, so `make` never runs a
+# stale binary (rlscale would fall back to the pure-Python sources, with a warning, and run slower).
+CORE := $(VENV)/.core
+CORE_SRC := setup.py $(shell find rlscale -name '*.py' -o -name '*.pxd')
 
-run: $(STAMP)
+$(CORE): $(STAMP) $(CORE_SRC)
+	$(BIN)/python setup.py -q build_ext --inplace
+	touch $(CORE)
+
+.PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned
+setup: $(CORE)
+
+run: $(CORE)
 	$(BIN)/rlscale simulate --scenario envs/single-pod.yaml
 
-lint: $(STAMP)
+lint: $(CORE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports  # the layers and forbidden imports of pyproject.toml's [tool.importlinter]
@@ -26,26 +35,26 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(CORE)
 	$(BIN)/python benchmarks/sim_speed.py
 
-calibrate: $(STAMP)
+calibrate: $(CORE)
 	$(BIN)/rlscale calibrate --report calibration.md --plot calibration.png
 
 # The best learned autoscaler, reproducibly: PPO on the training mix (every evaluation scenario held out), seed 0,
 # registered as models:/rlscale-ppo-train-mix@champion in ./mlflow.db.
-train: $(STAMP)
+train: $(CORE)
 	$(BIN)/rlscale train --agent agents/ppo.yaml --scenario envs/train-mix.yaml --seed 0 --model-name rlscale-ppo-train-mix
 
 # The same agent on a wider training mix (rates x 0.5-2.5): the ablation of experiments/README.md.
-train-wide: $(STAMP)
+train-wide: $(CORE)
 	$(BIN)/rlscale train --agent agents/ppo.yaml --scenario envs/train-wide.yaml --seed 0 --model-name rlscale-ppo-train-wide
 
 # The same agent on a mix: the training bursts plus slow traffic with quiet phases (envs/train-smooth.yaml).
-train-smooth: $(STAMP)
+train-smooth: $(CORE)
 	$(BIN)/rlscale train --agent agents/ppo.yaml --scenario envs/train-mix.yaml --scenario envs/train-smooth.yaml --seed 0
 
 # The headline comparison (experiments/README.md): both learned policies (make train, make train-wide) against the
 # tuned HPAs, saturation, static and the oracle on held-out scenarios and seeds.
-learned-vs-tuned: $(STAMP)
+learned-vs-tuned: $(CORE)
 	$(BIN)/rlscale compare experiments/learned-vs-tuned.yaml

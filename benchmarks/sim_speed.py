@@ -1,15 +1,24 @@
-"""Simulator speed. Run: `make bench` (or `.venv/bin/python benchmarks/sim_speed.py`).
+"""Simulator speed and memory. Run: `make bench` (or `.venv/bin/python benchmarks/sim_speed.py`).
 
 The headline case (issue 3): 10 pods of Llama-2-7B on v5e-8 (88 slots), Poisson
 50 req/s with Azure conversation lengths, one simulated hour, static replicas.
-The last line is `simulated_requests_per_s=<N>`: requests completed per wall
-second on one core. Other lines show that cost follows requests, not tokens.
+Other lines show that cost follows requests, not tokens. Then one simulated day
+of the headline case in a fresh process, for its peak memory (`peak_rss_mb`):
+memory holds what is in flight, not what has been simulated. The last line is
+`simulated_requests_per_s=<N>`: requests completed per wall second on one core.
+
+It says which build of the simulator's core ran (`core=compiled|pure|stale`,
+rlscale/_core.py); `RLSCALE_PURE_PYTHON=1` measures the pure-Python sources.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 
+import rlscale
 from rlscale.scenario import ScenarioConfig
 from rlscale.simulation import run_scenario
 
@@ -34,8 +43,21 @@ def measure(label: str, sc: ScenarioConfig) -> float:
     return k.completed / wall
 
 
+def day_in_fresh_process() -> dict:
+    """One simulated day of the headline case in a new interpreter: its wall time and peak RSS."""
+    code = (
+        "import json, resource, sys; sys.path.insert(0, 'benchmarks'); from sim_speed import scenario; "
+        "from rlscale.simulation import run_scenario; "
+        "r = run_scenario(scenario(10, 50.0).model_copy(update={'duration_s': 86400.0})); "
+        "print(json.dumps({'wall_s': r.wall_s, 'completed': r.kpis.completed, "
+        "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def main() -> None:
-    print(f"median of {REPEATS} runs of one simulated hour each")
+    print(f"core={rlscale.CORE}; median of {REPEATS} runs of one simulated hour each")
     measure("1 pod, 5 req/s, Azure lengths", scenario(1, 5.0))
     for out in (100, 1000):  # 2 req/s x 1000 tokens stays under one pod's ~3,300 tokens/s
         measure(
@@ -43,6 +65,11 @@ def main() -> None:
             scenario(1, 2.0, {"kind": "fixed", "prompt_tokens": 200, "output_tokens": out}),
         )
     headline = measure("10 pods, 50 req/s, Azure lengths (headline)", scenario(10, 50.0))
+    day = day_in_fresh_process()
+    print(
+        f"{'one simulated day of the headline case':<52} {day['wall_s']:6.1f} wall s        "
+        f"{day['completed'] / day['wall_s']:9.0f} completed req/wall s  peak_rss_mb={day['peak_rss_mb']:.0f}"
+    )
     print(f"simulated_requests_per_s={headline:.0f}")
 
 

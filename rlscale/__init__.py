@@ -40,7 +40,11 @@ Start with ``rlscale.serving.pod.JetStreamPod``, ``rlscale.envs.jetstream.JetStr
 ``rlscale.deploy.controller.Controller``.
 """
 
-import gymnasium as _gymnasium
+from rlscale import _core
+
+CORE = _core.install()  # "compiled", "pure" or "stale": which build of the simulator's hot modules runs (_core.py)
+
+import gymnasium as _gymnasium  # noqa: E402  (the core's mode is settled before anything imports a core module)
 
 # The TimeLimit never comes before the environment's own truncation at the scenario's end: 14 days of 15 s syncs
 # (the longest production record bundled, rlscale.workload.servegen). Shorter sync periods over weeks need

@@ -20,18 +20,28 @@ from simpy.core import NORMAL
 
 
 class _Call:
-    """A queue entry that is just a function to call (no simpy Event)."""
-
-    __slots__ = ("fn",)
+    """A queue entry that is just a function to call (no simpy Event). Subclasses (a pod's operation end) override
+    :meth:`fire`; compiled, the clock calls it as a C method."""
 
     def __init__(self, fn: Callable[[], object]) -> None:
         self.fn = fn
+
+    def fire(self) -> None:
+        self.fn()
+
+    def __call__(self) -> None:  # as a plain simpy callback target (call_later on a simpy Environment)
+        self.fire()
+
+
+def schedule(env: Clock, delay_s: float, entry: _Call) -> None:
+    """Put ``entry`` on ``env``'s queue to fire at ``now + delay_s``, after events already scheduled for then."""
+    heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), entry))
 
 
 class Clock(simpy.Environment):
     def call_later(self, delay_s: float, fn: Callable[[], object]) -> None:
         """Call ``fn()`` at ``now + delay_s``, after events already scheduled for that instant."""
-        heappush(self._queue, (self._now + delay_s, NORMAL, next(self._eid), _Call(fn)))
+        schedule(self, delay_s, _Call(fn))
 
     def run(self, until: Any = None) -> Any:
         """As simpy's ``run``; a numeric ``until`` processes every event before it, then sets ``now = until``."""
@@ -43,8 +53,8 @@ class Clock(simpy.Environment):
         queue = self._queue
         while queue and queue[0][0] < at:
             self._now, _, _, event = heappop(queue)
-            if type(event) is _Call:
-                event.fn()
+            if isinstance(event, _Call):
+                event.fire()
                 continue
             callbacks, event.callbacks = event.callbacks, None
             for callback in callbacks:

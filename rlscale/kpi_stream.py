@@ -19,7 +19,7 @@ from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 
 from rlscale.kpis import PERCENTILES, SLO, KPIs, percentile_key
-from rlscale.serving.request import Request, RequestState
+from rlscale.serving.request import COMPLETED, Request
 
 RELATIVE_ACCURACY = 0.005
 BLOCK = 4096
@@ -69,14 +69,15 @@ class KPIAccumulator:
         self.truncated_requests = self.truncated_prompt_tokens = 0
         self.capped_output_requests = self.capped_output_tokens = 0
         self.ttft, self.tpot, self.latency = (QuantileSketch(relative_accuracy) for _ in range(3))
-        self._done: list[Request] = []
+        self._done: list[float] = []  # (arrival, first token, finish, output tokens) of each completed one, flat
 
     # ---- the hot path ---------------------------------------------------------------------------------------------
     def ended(self, request: Request) -> None:
         """A request completed or failed."""
-        if request.state is RequestState.COMPLETED:
-            self._done.append(request)
-            if len(self._done) >= BLOCK:
+        if request.state is COMPLETED:
+            self._done.extend((request.arrival_s, request.first_token_s, request.finish_s, request.target_tokens))
+            self._tally_cuts(request)
+            if len(self._done) >= 4 * BLOCK:
                 self._fold()
         else:
             self.failed += 1
@@ -96,11 +97,7 @@ class KPIAccumulator:
         done, self._done = self._done, []
         if not done:
             return
-        for request in done:
-            self._tally_cuts(request)
-        arrival, first, finish, tokens = np.array(
-            [(r.arrival_s, r.first_token_s, r.finish_s, r.target_tokens) for r in done], dtype=float
-        ).T
+        arrival, first, finish, tokens = np.array(done, dtype=float).reshape(-1, 4).T
         ttft, latency = first - arrival, finish - arrival
         multi = tokens > 1
         tpot = (finish[multi] - first[multi]) / (tokens[multi] - 1)
@@ -109,7 +106,7 @@ class KPIAccumulator:
         tpot_ok = np.ones_like(ttft_ok)
         tpot_ok[multi] = tpot <= slo.tpot_s
         e2e_ok = latency <= slo.e2e_s if slo.e2e_s is not None else np.ones_like(ttft_ok)
-        self.completed += len(done)
+        self.completed += len(arrival)
         self.output_tokens += int(tokens.sum())
         self.ttft_ok += int(ttft_ok.sum())
         self.tpot_ok += int(tpot_ok.sum())

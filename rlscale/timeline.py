@@ -10,7 +10,7 @@ import numpy as np
 import simpy
 
 from rlscale.cluster.fleet import Fleet, Phase
-from rlscale.serving.request import Request, RequestState
+from rlscale.serving.request import COMPLETED, Request
 
 COLUMNS = (
     "t_s", "desired", "pending", "starting", "ready", "restarting", "terminating", "nodes", "arrivals", "completed",
@@ -36,7 +36,7 @@ class Timeline:
         """A request left the system (completed or failed)."""
         if request.truncated_prompt_tokens:
             self._truncated += 1
-        if request.state is RequestState.COMPLETED:
+        if request.state is COMPLETED:
             self._completed += 1
             self._ttft.append(request.ttft_s)
             if request.target_tokens > 1:

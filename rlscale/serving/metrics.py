@@ -77,8 +77,16 @@ DEVICE_SAMPLE_NAMES = frozenset({"memory_used", "memory_total", "duty_cycle"})
 """The device plugin's gauges (:meth:`PodMetrics.device_snapshot`'s keys)."""
 
 
+BUCKET_BLOCK = 4096
+
+
 class LazyHistogram:
-    """A Prometheus histogram whose observations are bucketed only when scraped."""
+    """A Prometheus histogram whose observations are bucketed only when a page needs the buckets.
+
+    ``_sum`` and ``_count`` (all a scrape stored by the metrics pipeline reads) are kept as observations arrive;
+    the values wait unbucketed until a page is rendered or ``BUCKET_BLOCK`` of them pile up, so bucketing is a
+    few large numpy calls rather than one small one per scrape.
+    """
 
     __slots__ = ("bounds", "counts", "doc", "name", "pending", "total", "values_sum")
 
@@ -93,16 +101,23 @@ class LazyHistogram:
         self.values_sum, self.total = 0.0, 0
 
     def observe(self, value: float) -> None:
-        self.pending.append(value)
+        self.add([value])
+
+    def add(self, values: list[float]) -> None:
+        """Observe ``values`` (in order)."""
+        self.values_sum += sum(values)
+        self.total += len(values)
+        self.pending.extend(values)
+        if len(self.pending) >= BUCKET_BLOCK:
+            self.flush()
 
     def flush(self) -> None:
+        """Bucket the values waiting (their sum and count are already in)."""
         if not self.pending:
             return
         values = np.asarray(self.pending)
         # bucket "le=b" counts v <= b: the first bound >= v
         self.counts += np.bincount(np.searchsorted(self.bounds, values, side="left"), minlength=len(self.counts))
-        self.values_sum += float(values.sum())
-        self.total += len(values)
         self.pending.clear()
 
     def family(self, labels: dict[str, str]) -> HistogramMetricFamily:
@@ -184,13 +199,13 @@ class PodMetrics:
         if self._prefilled:
             prefill_s = [r.first_token_s - r.prefill_start_s for r in self._prefilled]
             tokens = [r.prefill_tokens for r in self._prefilled]
-            self.ttft.pending.extend(prefill_s)
-            self.input_length.pending.extend(tokens)
-            self.prefill_token_time.pending.extend(np.divide(prefill_s, tokens).tolist())
+            self.ttft.add(prefill_s)
+            self.input_length.add(tokens)
+            self.prefill_token_time.add(np.divide(prefill_s, tokens).tolist())
             self._prefilled = []
         if self._inserted:
-            self.queue_duration.pending.extend(
-                r.insert_s - r.arrival_s - (r.first_token_s - r.prefill_start_s) for r in self._inserted
+            self.queue_duration.add(
+                [r.insert_s - r.arrival_s - (r.first_token_s - r.prefill_start_s) for r in self._inserted]
             )
             self._inserted = []
         if self._completed:
@@ -198,11 +213,11 @@ class PodMetrics:
             decode_s = [r.finish_s - r.first_token_s for r in done]
             outputs = [r.target_tokens for r in done]
             self.successes += len(done)
-            self.output_length.pending.extend(outputs)
-            self.tpot.pending.extend(np.divide(decode_s, outputs).tolist())
-            self.request_time.pending.extend(decode_s)
-            self.wait_time.pending.extend(
-                r.latency_s - (r.first_token_s - r.prefill_start_s) - (r.finish_s - r.insert_s) for r in done
+            self.output_length.add(outputs)
+            self.tpot.add(np.divide(decode_s, outputs).tolist())
+            self.request_time.add(decode_s)
+            self.wait_time.add(
+                [r.latency_s - (r.first_token_s - r.prefill_start_s) - (r.finish_s - r.insert_s) for r in done]
             )
             self._completed = []
 
@@ -230,7 +245,6 @@ class PodMetrics:
         values = self.gauges()
         self._observe_pending()
         for h in self.histograms:
-            h.flush()
             values[h.name + "_sum"], values[h.name + "_count"] = h.values_sum, h.total
         values["jetstream_request_success_count_total"] = self.successes
         return values

@@ -24,7 +24,8 @@ One device serialises everything, so the engine is a state machine on the
 simpy clock: one device operation at a time (prefill, insert, a run of decode
 steps, a restart), each ended by a simpy event whose callback picks the next
 (:meth:`JetStreamPod._kick`). Callbacks instead of a generator process keep
-the cost per event low. Decode is advanced analytically: between events the
+the cost per event low (for the same reason the engine reads simpy's clock as ``env._now``, the value behind
+the ``env.now`` property). Decode is advanced analytically: between events the
 batch is constant and step time is affine in the KV tokens read, so the time
 of k steps has a closed form (:class:`DecodeSegment`) and the simulation costs
 O(events) = O(requests), never O(tokens). Inserts take no event of their own
@@ -42,20 +43,18 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache, partial
-from typing import NamedTuple
+from functools import cache
 
 import numpy as np
 import simpy
 
-from rlscale.clock import Clock, call_later
+from rlscale.clock import Clock, _Call, call_later, schedule
 from rlscale.serving.buckets import prefill_buckets, take_nearest_length
 from rlscale.serving.config import KVMode, LongPrompts, PodConfig
 from rlscale.serving.hbm import HBMBudget
 from rlscale.serving.metrics import PodMetrics
-from rlscale.serving.request import Request, RequestState
+from rlscale.serving.request import COMPLETED, DECODING, FAILED, HELD, PREFILLING, QUEUED, Request
 from rlscale.serving.step_time import RooflineStepModel, StepTimeModel
 from rlscale.specs import HardwareSpec, ModelSpec, load_hardware, load_model
 
@@ -70,14 +69,14 @@ class PodStatus(StrEnum):
     TERMINATED = "terminated"  # killed (end of a drain, or deleted): never runs again
 
 
-@dataclass(frozen=True)
 class DecodeSegment:
     """k decode steps at constant batch: step j takes a + b·(kv0 + dkv·j) ms."""
 
-    a_ms: float
-    b_ms: float
-    kv0: float
-    dkv: float
+    def __init__(self, a_ms: float, b_ms: float, kv0: float, dkv: float) -> None:
+        self.a_ms, self.b_ms, self.kv0, self.dkv = a_ms, b_ms, kv0, dkv
+
+    def __repr__(self) -> str:
+        return f"DecodeSegment(a_ms={self.a_ms!r}, b_ms={self.b_ms!r}, kv0={self.kv0!r}, dkv={self.dkv!r})"
 
     def duration_s(self, k: int) -> float:
         """Time of the first k steps."""
@@ -107,25 +106,55 @@ class Busy(StrEnum):
     RESTART = "restart"
 
 
-@dataclass(slots=True)
 class _Segment:
-    """A run of decode steps in progress."""
+    """A run of decode steps in progress: ``steps`` planned (cut short when prefill work arrives), ending in an OOM
+    after ``oom_step`` steps when that is set."""
 
-    start_s: float
-    start_step: int
-    decode: DecodeSegment
-    steps: int  # planned; cut short when prefill work arrives
-    oom_step: int | None  # the run ends in an OOM after this many steps
-    cut: bool = False
+    def __init__(
+        self, start_s: float, start_step: int, decode: DecodeSegment, steps: int, oom_step: int | None
+    ) -> None:
+        self.start_s, self.start_step, self.decode, self.steps = start_s, start_step, decode, steps
+        self.oom_step = oom_step
+        self.cut = False
 
 
-class _Slot(NamedTuple):
-    """An occupied decode slot; the active heap orders slots by (finish_step, request_id)."""
+# Enum members as module constants: an Enum member lookup goes through the metaclass's __getattr__ hook on Python 3.11,
+# slow on the engine's hot path, which reads them on every event.
+_RUNNING, _RESTARTING, _TERMINATED = PodStatus.RUNNING, PodStatus.RESTARTING, PodStatus.TERMINATED
+_PREFILL, _INSERT, _DECODE, _RESTART = Busy.PREFILL, Busy.INSERT, Busy.DECODE, Busy.RESTART
 
-    finish_step: int
-    request_id: int
-    insert_step: int
-    request: Request
+# An occupied decode slot in the active heap: (finish_step, request_id, insert_step, request), ordered by finish step
+# then id. A plain tuple: one is made per request, and tuples compare in C.
+FINISH_STEP, INSERT_STEP, SLOT_REQUEST = 0, 2, 3
+
+
+# What ends when a device operation's time is up (an int, so the compiled core dispatches it in C)
+DECODE_DONE, PREFILL_DONE, DEVICE_FREE, CRASH, RESTARTED = range(5)
+
+
+class _OpEnd(_Call):
+    """The end of a device operation on the clock's queue: the pod's step ``then`` (one of the constants above),
+    unless the pod cancelled the operation since (its ``_op`` token moved on)."""
+
+    def __init__(self, pod: JetStreamPod, token: int, then: int) -> None:
+        self.fn = None
+        self.pod, self.token, self.then = pod, token, then
+
+    def fire(self) -> None:
+        pod = self.pod
+        if self.token != pod._op:
+            return
+        then = self.then
+        if then == DECODE_DONE:
+            pod._decode_done()
+        elif then == PREFILL_DONE:
+            pod._prefill_done()
+        elif then == DEVICE_FREE:
+            pod._device_free()
+        elif then == CRASH:
+            pod._crash()
+        else:
+            pod._restarted()
 
 
 class JetStreamPod:
@@ -156,13 +185,24 @@ class JetStreamPod:
         self._prefill_s = cache(lambda tokens: self.step_model.prefill_ms(tokens) * MS)
         self._insert_s = cache(self._price_insert)
         self._held_capacity = self.config.held_prefill_capacity
+        # the configuration's numbers the engine reads on every event, kept as plain (C, when compiled) fields
+        config = self.config
+        self._paged = config.kv_mode is KVMode.PAGED
+        self._page_tokens = config.kv_page_tokens
+        self._max_prefill = config.max_prefill_predict_length
+        self._max_target = config.max_target_length
+        self._reject_long = config.long_prompts is LongPrompts.REJECT
+        self._generate_capacity = config.generate_backlog_capacity
+        self._transfer_capacity = config.transfer_backlog_capacity
+        self._static_bytes, self._total_bytes = self.hbm.static_bytes, self.hbm.total_bytes
+        self._page_bytes, self._kv_bytes_per_token = self.hbm.page_bytes(), self.hbm.kv_bytes_per_token
         self.on_done = on_done
         self.on_status = on_status  # told when the server goes down (crash, kill) or comes back
-        self.status = PodStatus.RUNNING
+        self.status = _RUNNING
         self.prefill_backlog: deque[Request] = deque()
         self.prefilling: Request | None = None
         self.held: deque[Request] = deque()
-        self._active: list[_Slot] = []  # heap by finish step
+        self._active: list[tuple[int, int, int, Request]] = []  # decode slots: a heap by finish step
         self._steps = 0  # decode steps run since start; slots record it at insert
         self._kv_offset = 0  # paged: sum(prefill_tokens + 1 - insert_step) over active slots
         self._held_tokens = 0  # padded prefill tokens of held results (and the running prefill)
@@ -175,7 +215,7 @@ class JetStreamPod:
         self._inserting: list[Request] = []  # the latest inserts done at once, in order; the gauges' view of them
         self._segment: _Segment | None = None
         self._buckets = prefill_buckets(self.config.max_prefill_predict_length)
-        self._call_later = env.call_later if isinstance(env, Clock) else partial(call_later, env)
+        self._clocked = isinstance(env, Clock)
         self._restart_count_since_reset = 0
         self._last_start_s = env.now
         self.metrics = PodMetrics(self)
@@ -186,23 +226,21 @@ class JetStreamPod:
         """A request reaches the server (gRPC Decode → prefill backlog)."""
         self.arrived += 1
         request.pod = self.name
-        if self.status is not PodStatus.RUNNING:
+        if self.status is not _RUNNING:
             self._fail(request, f"pod {self.status}")
             return
-        longest = self.config.max_prefill_predict_length
-        if request.prompt_tokens > longest and self.config.long_prompts is LongPrompts.REJECT:
+        longest = self._max_prefill
+        if request.prompt_tokens > longest and self._reject_long:
             self._fail(request, PROMPT_TOO_LONG)
             return
-        request.state = RequestState.QUEUED
+        request.state = QUEUED
         request.prefill_tokens = min(request.prompt_tokens, longest)
         request.padded_tokens = take_nearest_length(self._buckets, request.prefill_tokens)
-        request.target_tokens = max(
-            1, min(request.output_tokens, self.config.max_target_length - request.prefill_tokens)
-        )
+        request.target_tokens = max(1, min(request.output_tokens, self._max_target - request.prefill_tokens))
         self.prefill_backlog.append(request)
         if self._busy is None:
             self._kick()
-        elif self._busy is Busy.DECODE and not self._segment.cut and self._prefill_ready():
+        elif self._busy is _DECODE and not self._segment.cut and self._prefill_ready():
             self._cut_decode()
 
     def in_flight_requests(self) -> Iterator[Request]:
@@ -211,7 +249,7 @@ class JetStreamPod:
         if self.prefilling is not None:
             yield self.prefilling
         yield from self.held
-        yield from (slot.request for slot in self._active)
+        yield from (slot[SLOT_REQUEST] for slot in self._active)
 
     @property
     def active_slots(self) -> int:
@@ -222,7 +260,7 @@ class JetStreamPod:
     def prefill_backlog_size(self) -> int:
         """Prompts waiting for prefill now, the next one included while the inserts before its prefill run."""
         return len(self.prefill_backlog) + (
-            self.prefilling is not None and self.prefilling.prefill_start_s > self.env.now
+            self.prefilling is not None and self.prefilling.prefill_start_s > self.env._now
         )
 
     @property
@@ -231,17 +269,15 @@ class JetStreamPod:
 
     @property
     def generate_backlog_size(self) -> int:
-        return min(self._held_now(), self.config.generate_backlog_capacity)
+        return min(self._held_now(), self._generate_capacity)
 
     @property
     def transfer_backlog_size(self) -> int:
-        return min(
-            max(self._held_now() - self.config.generate_backlog_capacity, 0), self.config.transfer_backlog_capacity
-        )
+        return min(max(self._held_now() - self._generate_capacity, 0), self._transfer_capacity)
 
     def busy_seconds(self) -> float:
         """Device-busy time since start (prefill, insert and decode)."""
-        running = self.env.now - self._busy_since if self._busy_since is not None else 0.0
+        running = self.env._now - self._busy_since if self._busy_since is not None else 0.0
         return self._busy_s + running
 
     def decode_steps_done(self) -> int:
@@ -249,29 +285,29 @@ class JetStreamPod:
         seg = self._segment
         if seg is None:
             return self._steps
-        return seg.start_step + min(seg.decode.steps_within(self.env.now - seg.start_s), seg.steps)
+        return seg.start_step + min(seg.decode.steps_within(self.env._now - seg.start_s), seg.steps)
 
     def kv_pages(self) -> int:
         """Paged mode: pages held by the active slots now (prompt + tokens generated so far)."""
-        if self.config.kv_mode is KVMode.PREALLOCATED or not self._active:
+        if not self._paged or not self._active:
             return 0
-        page, steps = self.config.kv_page_tokens, self.decode_steps_done()
-        return sum(-(-(s.request.prefill_tokens + steps - s.insert_step) // page) for s in self._active)
+        page, steps = self._page_tokens, self.decode_steps_done()
+        return sum(-(-(s[SLOT_REQUEST].prefill_tokens + steps - s[INSERT_STEP]) // page) for s in self._active)
 
     def hbm_used_bytes(self) -> float:
         """HBM in use now: a result whose insert still runs is held, not paged; a prefill not begun holds nothing."""
         pages, held_tokens = self.kv_pages(), self._held_tokens
         if running := self._inserts_running():
             held_tokens += sum(r.padded_tokens for r in running)
-            if self.config.kv_mode is KVMode.PAGED:
-                pages -= sum(-(-r.prefill_tokens // self.config.kv_page_tokens) for r in running)
-        if self.prefilling is not None and self.prefilling.prefill_start_s > self.env.now:
+            if self._paged:
+                pages -= sum(-(-r.prefill_tokens // self._page_tokens) for r in running)
+        if self.prefilling is not None and self.prefilling.prefill_start_s > self.env._now:
             held_tokens -= self.prefilling.padded_tokens
         return self.hbm.used_bytes(pages, held_tokens)
 
     def _inserts_running(self) -> list[Request]:
         """Requests put in a slot at once (:meth:`_insert`) whose insert still runs on the device's clock."""
-        now = self.env.now
+        now = self.env._now
         return [r for r in self._inserting if r.insert_s > now]
 
     def _held_now(self) -> int:
@@ -286,16 +322,20 @@ class JetStreamPod:
 
     def kill(self, reason: str) -> None:
         """SIGKILL: the server process ends and every request it still holds fails."""
-        if self.status is PodStatus.TERMINATED:
+        if self.status is _TERMINATED:
             return
         self._stop_device()
-        self._set_status(PodStatus.TERMINATED)
+        self._set_status(_TERMINATED)
         self._fail_all(reason)
 
-    def _after(self, delay_s: float, then: Callable[[], None]) -> None:
-        """End the current device operation after ``delay_s`` (unless cancelled by bumping ``_op``)."""
-        token = self._op
-        self._call_later(delay_s, lambda: token == self._op and then())
+    def _after(self, delay_s: float, then: int) -> None:
+        """End the current device operation after ``delay_s`` with step ``then`` (unless cancelled by bumping
+        ``_op``)."""
+        end = _OpEnd(self, self._op, then)
+        if self._clocked:
+            schedule(self.env, delay_s, end)
+        else:  # a plain simpy Environment (unit tests): a Timeout's callback
+            call_later(self.env, delay_s, end)
 
     def _stop_device(self) -> None:
         self._op += 1
@@ -304,7 +344,7 @@ class JetStreamPod:
 
     def _kick(self) -> None:
         """The device is free: take the next operation in the orchestrator's priority order."""
-        while self.status is PodStatus.RUNNING and self._busy is None:
+        while self.status is _RUNNING and self._busy is None:
             if self.held and len(self._active) < self.slots:
                 self._insert()
             elif self._prefill_ready():
@@ -312,18 +352,18 @@ class JetStreamPod:
             elif self._active:
                 self._start_decode()
             elif self._owed_s:
-                self._begin(Busy.INSERT, 0.0, self._device_free)  # only one-token answers were inserted
+                self._begin(_INSERT, 0.0, DEVICE_FREE)  # only one-token answers were inserted
             else:
                 self._set_busy(False)  # idle until submit()
                 return
 
-    def _begin(self, busy: Busy, duration_s: float, then: Callable[[], None]) -> float:
+    def _begin(self, busy: Busy, duration_s: float, then: int) -> float:
         """Start a device operation once the inserts owed are done; ``then`` ends it. Returns its start time."""
         owed, self._owed_s = self._owed_s, 0.0
         self._busy = busy
         self._set_busy(True)
         self._after(owed + duration_s, then)
-        return self.env.now + owed
+        return self.env._now + owed
 
     def _device_free(self) -> None:
         self._busy = None
@@ -336,9 +376,9 @@ class JetStreamPod:
 
     def _set_busy(self, busy: bool) -> None:
         if busy and self._busy_since is None:
-            self._busy_since = self.env.now
+            self._busy_since = self.env._now
         elif not busy and self._busy_since is not None:
-            self._busy_s += self.env.now - self._busy_since
+            self._busy_s += self.env._now - self._busy_since
             self._busy_since = None
 
     def _insert(self) -> None:
@@ -347,39 +387,39 @@ class JetStreamPod:
         request = self.held.popleft()
         self._held_tokens -= request.padded_tokens
         self._owed_s += self._insert_s(request.padded_tokens)
-        request.insert_s = self.env.now + self._owed_s
+        request.insert_s = self.env._now + self._owed_s
         self.metrics.on_insert(request)
         if request.target_tokens <= 1:  # the prefill's token was the whole answer: done once inserted (told now)
             request.finish_s = request.insert_s
             self._complete(request)
         else:
-            if self._inserting and self._inserting[-1].insert_s <= self.env.now:
+            if self._inserting and self._inserting[-1].insert_s <= self.env._now:
                 self._inserting.clear()  # the previous run of inserts is over
             self._inserting.append(request)
-            request.state = RequestState.DECODING
-            heapq.heappush(
-                self._active, _Slot(self._steps + request.target_tokens - 1, request.id, self._steps, request)
-            )
+            request.state = DECODING
+            heapq.heappush(self._active, (self._steps + request.target_tokens - 1, request.id, self._steps, request))
             self._kv_offset += request.prefill_tokens + 1 - self._steps
 
     def _start_prefill(self) -> None:
         request = self.prefill_backlog[0]
-        if self.hbm.used_bytes(self.kv_pages(), self._held_tokens + request.padded_tokens) > self.hbm.total_bytes:
+        pages = self.kv_pages() if self._paged else 0
+        held = self._held_tokens + request.padded_tokens  # HBMBudget.used_bytes, inlined: it runs every prefill
+        if self._static_bytes + pages * self._page_bytes + held * self._kv_bytes_per_token > self._total_bytes:
             if self._owed_s:  # the allocation fails once the inserts owed are done
-                self._begin(Busy.INSERT, 0.0, self._crash)
+                self._begin(_INSERT, 0.0, CRASH)
             else:
                 self._crash()
             return
         self.prefill_backlog.popleft()
-        request.state = RequestState.PREFILLING
-        request.prefill_start_s = self._begin(Busy.PREFILL, self._prefill_s(request.padded_tokens), self._prefill_done)
+        request.state = PREFILLING
+        request.prefill_start_s = self._begin(_PREFILL, self._prefill_s(request.padded_tokens), PREFILL_DONE)
         self.prefilling = request
         self._held_tokens += request.padded_tokens
 
     def _prefill_done(self) -> None:
         request, self.prefilling, self._busy = self.prefilling, None, None
-        request.first_token_s = self.env.now
-        request.state = RequestState.HELD
+        request.first_token_s = self.env._now
+        request.state = HELD
         self.held.append(request)
         self.metrics.on_prefill_end(request)
         self._kick()
@@ -388,22 +428,22 @@ class JetStreamPod:
         """The next steps' pricing: a preallocated cache's step computes and reads every slot, active or not (MaxText
         steps the whole decode state), so it is priced at batch = slots; a paged one at the active batch."""
         batch = len(self._active)
-        if self.config.kv_mode is KVMode.PREALLOCATED:
+        if not self._paged:
             a, b = self._decode_affine[self.slots]
-            return DecodeSegment(a, b, float(self.slots * self.config.max_target_length), 0.0)
+            return DecodeSegment(a, b, float(self.slots * self._max_target), 0.0)
         a, b = self._decode_affine[batch]
         return DecodeSegment(a, b, float(self._kv_offset + batch * self._steps), float(batch))
 
     def _steps_until_oom(self, horizon: int) -> int | None:
         """Paged mode: the first step (from now, < horizon) whose new pages exceed HBM, if any."""
-        if self.config.kv_mode is KVMode.PREALLOCATED:
+        if not self._paged:
             return None
-        page, batch = self.config.kv_page_tokens, len(self._active)
+        page, batch = self._page_tokens, len(self._active)
         free = self.hbm.free_pages(self._held_tokens)
         tokens_at_horizon = self._kv_offset + batch * (self._steps + horizon - 1)
         if tokens_at_horizon / page + batch <= free:  # ceil adds < 1 page per slot: cannot overflow
             return None
-        base = np.array([s.request.prefill_tokens + 1 + self._steps - s.insert_step for s in self._active])
+        base = np.array([s[SLOT_REQUEST].prefill_tokens + 1 + self._steps - s[INSERT_STEP] for s in self._active])
 
         def pages(j: int) -> int:
             return int(np.sum(-(-(base + j) // page)))
@@ -419,34 +459,34 @@ class JetStreamPod:
     def _start_decode(self) -> None:
         """Run decode steps until the next completion (or an OOM); an arrival may cut the run short."""
         decode = self._decode_segment()
-        to_finish = self._active[0].finish_step - self._steps
+        to_finish = self._active[0][FINISH_STEP] - self._steps
         oom_step = self._steps_until_oom(to_finish)
         steps = to_finish if oom_step is None else oom_step
-        start_s = self._begin(Busy.DECODE, decode.duration_s(steps), self._decode_done)
+        start_s = self._begin(_DECODE, decode.duration_s(steps), DECODE_DONE)
         self._segment = _Segment(start_s, self._steps, decode, steps, oom_step)
 
     def _cut_decode(self) -> None:
         """Prefill work arrived: stop after the step now running (JetStream checks between steps)."""
         seg = self._segment
-        if self.env.now < seg.start_s:  # still inserting: no step has begun, so none runs
+        if self.env._now < seg.start_s:  # still inserting: no step has begun, so none runs
             done = 0
         else:
-            done = min(seg.decode.steps_within(self.env.now - seg.start_s) + 1, seg.steps)
+            done = min(seg.decode.steps_within(self.env._now - seg.start_s) + 1, seg.steps)
         if done == seg.steps:
             return  # the run ends at that step anyway
         self._op += 1  # cancel the planned end
         seg.steps, seg.oom_step, seg.cut = done, None, True
-        self._after(seg.start_s + seg.decode.duration_s(done) - self.env.now, self._decode_done)
+        self._after(seg.start_s + seg.decode.duration_s(done) - self.env._now, DECODE_DONE)
 
     def _decode_done(self) -> None:
         seg, self._segment, self._busy = self._segment, None, None
         self._steps = seg.start_step + seg.steps
-        while self._active and self._active[0].finish_step <= self._steps:
-            slot = heapq.heappop(self._active)
-            self._kv_offset -= slot.request.prefill_tokens + 1 - slot.insert_step
-            slot.request.finish_s = seg.start_s + seg.decode.duration_s(slot.finish_step - seg.start_step)
-            self._complete(slot.request)
-        if seg.oom_step is not None and seg.steps == seg.oom_step and self.status is PodStatus.RUNNING:
+        while self._active and self._active[0][FINISH_STEP] <= self._steps:
+            finish_step, _, insert_step, request = heapq.heappop(self._active)
+            self._kv_offset -= request.prefill_tokens + 1 - insert_step
+            request.finish_s = seg.start_s + seg.decode.duration_s(finish_step - seg.start_step)
+            self._complete(request)
+        if seg.oom_step is not None and seg.steps == seg.oom_step and self.status is _RUNNING:
             self._crash()
             return
         self._kick()
@@ -454,17 +494,17 @@ class JetStreamPod:
     # ---- outcomes -------------------------------------------------------------
     def _complete(self, request: Request) -> None:
         if math.isnan(request.finish_s):
-            request.finish_s = self.env.now
-        request.state = RequestState.COMPLETED
+            request.finish_s = self.env._now
+        request.state = COMPLETED
         self.completed += 1
         self.metrics.on_complete(request)
         if self.on_done:
             self.on_done(request)
 
     def _fail(self, request: Request, why: str) -> None:
-        request.state = RequestState.FAILED
+        request.state = FAILED
         request.failure = why
-        request.finish_s = self.env.now
+        request.finish_s = self.env._now
         self.failed += 1
         if self.on_done:
             self.on_done(request)
@@ -475,7 +515,7 @@ class JetStreamPod:
             self.on_status(self)
 
     def _fail_all(self, reason: str) -> None:
-        victims = [*self.prefill_backlog, *self.held, *(s.request for s in self._active)]
+        victims = [*self.prefill_backlog, *self.held, *(s[SLOT_REQUEST] for s in self._active)]
         if self.prefilling is not None:
             victims.append(self.prefilling)
         self.prefill_backlog.clear()
@@ -491,28 +531,28 @@ class JetStreamPod:
         """HBM exhausted: the server process dies, every request it held fails, kubelet restarts it."""
         self.crashes += 1
         self._stop_device()
-        self._set_status(PodStatus.RESTARTING)
+        self._set_status(_RESTARTING)
         self._fail_all("OOM: pod crashed")
-        if self.env.now - self._last_start_s >= CRASH_BACKOFF_RESET_S:
+        if self.env._now - self._last_start_s >= CRASH_BACKOFF_RESET_S:
             self._restart_count_since_reset = 0
         backoff = min(
             self.config.crash_backoff_initial_s * 2**self._restart_count_since_reset, self.config.crash_backoff_max_s
         )
         self._restart_count_since_reset += 1
-        self._busy = Busy.RESTART
-        self._after(backoff + self.config.restart_s, self._restarted)
+        self._busy = _RESTART
+        self._after(backoff + self.config.restart_s, RESTARTED)
 
     def _restarted(self) -> None:
         self._busy = None
         self.metrics.reset()  # a new server process exports fresh series
-        self._last_start_s = self.env.now
-        self._set_status(PodStatus.RUNNING)
+        self._last_start_s = self.env._now
+        self._set_status(_RUNNING)
         self._kick()
 
     def _sample_duty_cycle(self):
         window = self.config.duty_cycle_sample_s
         last = 0.0
-        while self.status is not PodStatus.TERMINATED:
+        while self.status is not _TERMINATED:
             yield self.env.timeout(window)
             busy = self.busy_seconds()
             self.metrics.duty_cycle_percent = 100.0 * (busy - last) / window

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -15,28 +14,45 @@ class RequestState(StrEnum):
     FAILED = "failed"
 
 
-@dataclass(slots=True, eq=False)
-class Request:
-    """One request; times in simulated seconds, NaN until reached."""
+NAN = float("nan")
+# The states as module constants: an Enum member lookup goes through the metaclass's __getattr__ hook on Python
+# 3.11, slow on the simulator's hot path (every request changes state five times).
+QUEUED, PREFILLING, HELD = RequestState.QUEUED, RequestState.PREFILLING, RequestState.HELD
+DECODING, COMPLETED, FAILED = RequestState.DECODING, RequestState.COMPLETED, RequestState.FAILED
 
-    id: int
-    arrival_s: float
-    prompt_tokens: int
-    output_tokens: int
-    state: RequestState = RequestState.QUEUED
-    prefill_tokens: int = 0  # after truncation to max_prefill_predict_length
-    padded_tokens: int = 0  # the bucket actually computed
-    target_tokens: int = 0  # output after the max_target_length cap
-    pod: str = ""  # the server it was routed to ("" while at the gateway)
-    prefill_start_s: float = float("nan")
-    first_token_s: float = float("nan")  # = prefill end: JetStream returns the first token then
-    insert_s: float = float("nan")
-    finish_s: float = float("nan")
-    failure: str = ""
+
+class Request:
+    """One request; times in simulated seconds, NaN until reached.
+
+    A plain class rather than a dataclass: it is one of the simulator's compiled core types (request.pxd gives its
+    fields C types), and an extension type cannot be a dataclass. Identity is equality, as for any object.
+    """
+
+    def __init__(self, id: int, arrival_s: float, prompt_tokens: int, output_tokens: int) -> None:
+        self.id = id
+        self.arrival_s = arrival_s
+        self.prompt_tokens = prompt_tokens
+        self.output_tokens = output_tokens
+        self.state = QUEUED
+        self.prefill_tokens = 0  # after truncation to max_prefill_predict_length
+        self.padded_tokens = 0  # the bucket actually computed
+        self.target_tokens = 0  # output after the max_target_length cap
+        self.pod = ""  # the server it was routed to ("" while at the gateway)
+        self.prefill_start_s = NAN
+        self.first_token_s = NAN  # = prefill end: JetStream returns the first token then
+        self.insert_s = NAN
+        self.finish_s = NAN
+        self.failure = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"Request(id={self.id}, arrival_s={self.arrival_s!r}, prompt_tokens={self.prompt_tokens}, "
+            f"output_tokens={self.output_tokens}, state={self.state.value}, pod={self.pod!r})"
+        )
 
     @property
     def in_flight(self) -> bool:
-        return self.state not in (RequestState.COMPLETED, RequestState.FAILED)
+        return self.state is not COMPLETED and self.state is not FAILED
 
     @property
     def truncated_prompt_tokens(self) -> int:
