@@ -38,6 +38,7 @@ CORE_MODULES = (
     "rlscale.timeline",
     "rlscale.kpi_stream",
     "rlscale.simulation",
+    "rlscale.workload.build",
 )
 PURE_ENV = "RLSCALE_PURE_PYTHON"
 ROOT = Path(__file__).resolve().parent.parent

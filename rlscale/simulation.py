@@ -16,7 +16,7 @@ import numpy as np
 import simpy
 from tqdm import tqdm
 
-from rlscale.clock import Clock
+from rlscale.clock import Clock, _Call, schedule
 from rlscale.cluster.fleet import Fleet
 from rlscale.kpi_stream import KPIAccumulator
 from rlscale.kpis import PERCENTILES, SLO, KPIs
@@ -79,21 +79,7 @@ class Simulation:
         return sim
 
     def _traffic(self, stream) -> None:
-        """Each arrival schedules the next (a callback chain: cheaper than a generator process)."""
-        env, fleet, tally, timeline = self.env, self.fleet, self.tally, self.timeline
-        upcoming = enumerate(stream)
-
-        def arrive(request: Request | None = None) -> None:
-            if request is not None:
-                tally.arrived += 1
-                timeline.arrivals += 1
-                fleet.submit(request)
-            for i, (t, prompt, output) in upcoming:
-                nxt = Request(i, t, prompt, output)
-                env.call_later(t - env.now, lambda r=nxt: arrive(r))
-                return
-
-        arrive()
+        _Traffic(self.env, self.fleet, self.tally, self.timeline, stream).next()
 
     def _schedule(self):
         for step in self.scenario.schedule:
@@ -168,6 +154,35 @@ class Simulation:
             chip_hours=fleet.chip_hours(),
             cost_usd=fleet.chip_hours() * price,
         )
+
+
+class _Traffic:
+    """The arrivals: each one, when it happens, schedules the next (a callback chain: cheaper than a generator
+    process), as a typed queue entry the compiled clock fires in C."""
+
+    def __init__(self, env: Clock, fleet: Fleet, tally: KPIAccumulator, timeline: Timeline, stream) -> None:
+        self.env, self.fleet, self.tally, self.timeline = env, fleet, tally, timeline
+        self.upcoming = enumerate(stream)
+
+    def next(self) -> None:
+        for i, (t, prompt, output) in self.upcoming:
+            schedule(self.env, t - self.env._now, _Arrival(self, Request(i, t, prompt, output)))
+            return
+
+    def arrive(self, request: Request) -> None:
+        self.tally.arrived += 1
+        self.timeline.arrivals += 1
+        self.fleet.submit(request)
+        self.next()
+
+
+class _Arrival(_Call):
+    def __init__(self, traffic: _Traffic, request: Request) -> None:
+        self.fn = None
+        self.traffic, self.request = traffic, request
+
+    def fire(self) -> None:
+        self.traffic.arrive(self.request)
 
 
 @dataclass(frozen=True)
