@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlscale.agents import load_agent
-from rlscale.data import agent_file, scenario_file
+from rlscale.data import agent_file, read_extended, scenario_file
 from rlscale.kpis import SLO
 from rlscale.policies.actions import ActionMap
 from rlscale.policies.base import Autoscaler
@@ -19,9 +20,8 @@ from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.observation import OBSERVED_EXTERNAL, OBSERVED_GAUGES, ObservationBuilder
 from rlscale.policies.safety import SafetySpec, env_safety
 from rlscale.scenario import ScenarioConfig, load_scenario
-from rlscale.serving.request import Request, RequestState
+from rlscale.serving.request import COMPLETED, Request
 from rlscale.simulation import Simulation, price_per_chip_hour
-from rlscale.specs.catalog import read_document
 from rlscale.workload.build import scaled_workload
 
 
@@ -38,15 +38,24 @@ class _StepTally:
 
     def __init__(self, slo: SLO) -> None:
         self.slo = slo
+        self._ttft_s, self._tpot_s = slo.ttft_s, slo.tpot_s
+        self._e2e_s = slo.e2e_s if slo.e2e_s is not None else math.inf
         self.reset()
 
     def reset(self) -> None:
         self.completed = self.failed = self.violations = 0
 
     def __call__(self, request: Request) -> None:
-        if request.state is RequestState.COMPLETED:
+        """Once per request: ``SLO.met_by`` written out, as the step's own cost must stay small beside the fleet's."""
+        if request.state is COMPLETED:
             self.completed += 1
-            self.violations += not self.slo.met_by(request)
+            first, finish, tokens = request.first_token_s, request.finish_s, request.target_tokens
+            met = (
+                first - request.arrival_s <= self._ttft_s
+                and (tokens <= 1 or (finish - first) / (tokens - 1) <= self._tpot_s)
+                and finish - request.arrival_s <= self._e2e_s
+            )
+            self.violations += not met
         else:
             self.failed += 1
             self.violations += 1
@@ -220,7 +229,7 @@ class JetStreamEnv(gym.Env):
         an agent that plans (an oracle) is loaded for the episode's own scenario."""
         path = agent_file(ref)
         if getattr(self, cache) is None:
-            setattr(self, cache, read_document(path))
+            setattr(self, cache, read_extended(path))
         doc = getattr(self, cache)
         if doc.get("kind") == "HorizontalPodAutoscaler":
             return HPAPolicy.from_manifest(doc)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -50,7 +51,7 @@ import numpy as np
 import simpy
 
 from rlscale.clock import Clock, _Call, call_later, schedule
-from rlscale.serving.buckets import prefill_buckets, take_nearest_length
+from rlscale.serving.buckets import prefill_buckets
 from rlscale.serving.config import KVMode, LongPrompts, PodConfig
 from rlscale.serving.hbm import HBMBudget
 from rlscale.serving.metrics import PodMetrics
@@ -235,7 +236,8 @@ class JetStreamPod:
             return
         request.state = QUEUED
         request.prefill_tokens = min(request.prompt_tokens, longest)
-        request.padded_tokens = take_nearest_length(self._buckets, request.prefill_tokens)
+        buckets = self._buckets  # take_nearest_length, inlined (once per request): the bucket computed, else the last
+        request.padded_tokens = buckets[min(bisect_left(buckets, request.prefill_tokens), len(buckets) - 1)]
         request.target_tokens = max(1, min(request.output_tokens, self._max_target - request.prefill_tokens))
         self.prefill_backlog.append(request)
         if self._busy is None:
