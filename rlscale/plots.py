@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,17 +46,108 @@ def calibration_plot(results: list[CalibrationResult], path: Path) -> None:
     plt.close(fig)
 
 
-def timeline_plot(rows: list[dict[str, float]], path: Path, title: str, slo_ttft_s: float, slo_tpot_s: float) -> None:
-    """Replicas, traffic, backlog, slots/HBM and latency over time, one panel each, shared time axis."""
+# A time axis reads in minutes up to 3 hours, in hours up to 3 days, in days beyond: a day in minutes is ticks at
+# 200, 400, ... that nobody can place in the day.
+TIME_UNITS = ((3 * 3600.0, 60.0, "min"), (3 * 86400.0, 3600.0, "h"), (math.inf, 86400.0, "days"))
+ZOOM_AFTER_S = 3 * 3600.0  # a run longer than this gets a second figure on its worst hour
+HOUR_S = 3600.0
+
+
+def time_unit(span_s: float) -> tuple[float, str]:
+    """Seconds per unit of a time axis spanning ``span_s``, and the unit's name."""
+    return next((unit, name) for limit, unit, name in TIME_UNITS if span_s <= limit)
+
+
+def scale_times(rows: list[dict[str, float]]) -> list[float]:
+    """When the desired count changed: the end of each timeline row whose ``desired`` differs from the row before."""
+    return [b["t_s"] for a, b in itertools.pairwise(rows) if b["desired"] != a["desired"]]
+
+
+def worst_hour(rows: list[dict[str, float]], slo_ttft_s: float, span_s: float = HOUR_S) -> tuple[float, float] | None:
+    """The ``span_s`` window of rows where the SLOs suffered most, (start, end) s: the most requests completed in
+    intervals whose TTFT p99 broke the objective, plus failed ones; with none anywhere, the highest summed TTFT p99.
+    None when the run is not longer than the window."""
+    import numpy as np
+
+    t = np.array([r["t_s"] for r in rows], dtype=float)
+    if len(t) < 2 or t[-1] <= span_s:
+        return None
+    interval = t[1] - t[0]
+    ttft = np.nan_to_num(np.array([r["ttft_p99_s"] for r in rows], dtype=float))
+    late = np.array([r["completed"] for r in rows], dtype=float) * (ttft > slo_ttft_s)
+    badness = late + np.array([r["failed"] for r in rows], dtype=float)
+    if not badness.any():
+        badness = ttft
+    width = max(1, round(span_s / interval))
+    totals = np.convolve(badness, np.ones(width), mode="valid")  # totals[k]: rows k .. k + width - 1
+    first = int(np.argmax(totals))
+    return float(t[first] - interval), float(t[first + width - 1])
+
+
+def clock_label(t_s: float) -> str:
+    """Time since the run started as ``[day d ]hh:mm`` (day 1 is the first): the zoom's ticks."""
+    day, rest = divmod(round(t_s), 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
+    return f"day {day + 1} {text}" if day else text
+
+
+def time_axis(ax, span_s: float, unit_s: float, name: str, zoomed: bool = False) -> None:
+    """Ticks a reader can place: whole hours (1, 2, 3, 6 or 12 apart) or days on a long run, clock times on a zoom."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    if zoomed:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: clock_label(x * unit_s)))
+        ax.set_xlabel("simulated time (hh:mm)")
+        return
+    if name == "h":
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 3, 6, 10], integer=True))
+    elif name == "days":
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
+    ax.set_xlabel(f"time ({name})")
+
+
+def mark_scale_events(ax, times_s: list[float], unit_s: float, color: str = "0.35") -> None:
+    """Thin ticks along the bottom of ``ax`` where the desired count changed: how often a policy moved."""
+    if times_s:
+        ax.vlines([t / unit_s for t in times_s], 0, 0.045, transform=ax.get_xaxis_transform(), color=color, lw=0.6)
+
+
+def timeline_plot(
+    rows: list[dict[str, float]], path: Path, title: str, slo_ttft_s: float, slo_tpot_s: float
+) -> list[Path]:
+    """Replicas, traffic, backlog, slots/HBM and latency over time, one panel each, shared time axis (minutes, hours
+    or days as the run is long), scale events and OOM crashes marked. A run longer than ``ZOOM_AFTER_S`` also gets
+    ``<stem>_worst_hour.png``, the same panels over its :func:`worst_hour`: a day's figure shows when it went wrong,
+    the zoom shows how. Returns the files written."""
+    written = [path]
+    span_s = rows[-1]["t_s"] if rows else 0.0
+    unit_s, name = time_unit(span_s)
+    _timeline_figure(rows, path, title, slo_ttft_s, slo_tpot_s, unit_s, name)
+    hour = worst_hour(rows, slo_ttft_s) if span_s > ZOOM_AFTER_S else None
+    if hour is not None:
+        zoom = path.with_name(f"{path.stem}_worst_hour{path.suffix}")
+        shown = [r for r in rows if hour[0] < r["t_s"] <= hour[1]]
+        label = f"{title} — worst hour, {clock_label(hour[0])}–{clock_label(hour[1])}"
+        _timeline_figure(shown, zoom, label, slo_ttft_s, slo_tpot_s, 60.0, "min", window=hour)
+        written.append(zoom)
+    return written
+
+
+def _timeline_figure(
+    rows: list[dict[str, float]], path: Path, title: str, slo_ttft_s: float, slo_tpot_s: float, unit_s: float,
+    unit: str, window: tuple[float, float] | None = None,
+) -> None:  # fmt: skip
+    """The panels of :func:`timeline_plot` over ``rows``; with a ``window`` (start, end) s, zoomed on it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    t = np.array([r["t_s"] for r in rows]) / 60.0
+    t = np.array([r["t_s"] for r in rows]) / unit_s
     col = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]} if rows else {}
-    interval = (t[1] - t[0]) * 60 if len(t) > 1 else 60.0
+    interval = (t[1] - t[0]) * unit_s if len(t) > 1 else 60.0
     fig, axes = plt.subplots(5, 1, figsize=(11, 12), sharex=True)
     ax = axes[0]
     ax.step(t, col["desired"], where="post", label="desired", color="k", lw=1.2)
@@ -67,6 +160,9 @@ def timeline_plot(rows: list[dict[str, float]], path: Path, title: str, slo_ttft
     if ooms.any():  # crashes marked where they happened, sized by how many
         ax.scatter(t[ooms], np.zeros(int(ooms.sum())), marker="x", color="red", s=20 + 15 * col["ooms"][ooms],
                    zorder=4, clip_on=False, label=f"OOM crashes ({int(col['ooms'].sum())})")  # fmt: skip
+    events = scale_times(rows)
+    mark_scale_events(ax, events, unit_s)
+    ax.plot([], [], "|", color="0.35", label=f"scale events ({len(events)})")
     ax.set_ylabel("replicas")
     ax.legend(loc="upper left", ncol=4, fontsize=8)
     ax = axes[1]
@@ -95,10 +191,12 @@ def timeline_plot(rows: list[dict[str, float]], path: Path, title: str, slo_ttft
     ax.axhline(slo_ttft_s, color="C1", ls=":", lw=1, label=f"TTFT SLO {slo_ttft_s:g} s")
     ax.axhline(slo_tpot_s, color="C2", ls=":", lw=1, label=f"TPOT SLO {slo_tpot_s:g} s")
     ax.set_ylabel("seconds")
-    ax.set_xlabel("time (min)")
     ax.legend(loc="upper left", ncol=5, fontsize=8)
+    time_axis(ax, t[-1] * unit_s if len(t) else 0.0, unit_s, unit, zoomed=window is not None)
+    if window is not None:
+        ax.set_xlim(window[0] / unit_s, window[1] / unit_s)
     cost = col["cost_usd"][-1] if rows else 0.0
-    fig.suptitle(f"{title} — cost ${cost:,.2f}")
+    fig.suptitle(f"{title} — cost ${cost:,.2f}" if window is None else title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -18,11 +18,11 @@ from pydantic import Field, model_validator
 
 from rlscale.cluster.config import FleetConfig
 from rlscale.config import StrictModel, merge, nested
-from rlscale.data import scenario_file
+from rlscale.data import read_extended, scenario_file
 from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.metrics.faults import FaultSpec
 from rlscale.serving.config import PodConfig
-from rlscale.specs.catalog import read_document, validate
+from rlscale.specs.catalog import validate
 from rlscale.workload.servegen import DAY_S
 from rlscale.workload.specs import SPLIT_DAYS, ServeGenSpec, Split, WorkloadSpec
 
@@ -89,7 +89,7 @@ class ScenarioConfig(StrictModel):
         if isinstance(arrival, ServeGenSpec) and self.duration_s > arrival.played_s:
             raise ValueError(
                 f"duration_s: {self.duration_s:g} s runs past the {arrival.played_s:g} s of days {arrival.day_range} "
-                "that workload.arrival plays"
+                f"(from {arrival.start_s} s into the first) that workload.arrival plays"
             )
         return self
 
@@ -111,9 +111,9 @@ def scenario_params(scenario: ScenarioConfig) -> dict[str, str]:
 
 def load_scenario(path: str | Path) -> ScenarioConfig:
     """A scenario file, or a shipped scenario by name (``steady``, ``envs/steady.yaml``: :mod:`rlscale.data`);
-    its name defaults to the file's."""
+    its name defaults to the file's, also when it ``extends:`` another scenario (whose name it does not inherit)."""
     path = scenario_file(path)
-    data = read_document(path)
+    data = read_extended(path, own=("name",))
     data.setdefault("name", path.stem)
     return validate(ScenarioConfig, data, str(path))
 
@@ -178,7 +178,8 @@ def apply_overrides(
 def on_split(scenario: ScenarioConfig, split: Split, days: tuple[int, int] | None = None) -> ScenarioConfig:
     """The same production scenario on ``split``'s days: tuning and training ask for ``"train"``, evaluation for
     ``"heldout"``. Unless ``days`` says which, it plays as many days as before (at most the split's) from the split's
-    first day, or keeps its days if already on ``split``; ``duration_s`` is cut to the days played."""
+    first day, or keeps its days if already on ``split``, from the same time of day (``start_s``); ``duration_s`` is
+    cut to what is played."""
     arrival = scenario.workload.arrival
     if not isinstance(arrival, ServeGenSpec):
         raise ValueError(
@@ -190,7 +191,7 @@ def on_split(scenario: ScenarioConfig, split: Split, days: tuple[int, int] | Non
         days = (low, min(high, low + last - first))
     fields: dict[str, Any] = {"workload.arrival.split": split, "workload.arrival.days": days or arrival.days}
     played = fields["workload.arrival.days"] or SPLIT_DAYS[split]
-    fields["duration_s"] = min(scenario.duration_s, (played[1] - played[0] + 1) * DAY_S)
+    fields["duration_s"] = min(scenario.duration_s, (played[1] - played[0] + 1) * DAY_S - arrival.start_s)
     return with_fields(scenario, fields, where=f"on_split({split!r})")
 
 

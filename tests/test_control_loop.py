@@ -181,8 +181,8 @@ def test_the_residual_baseline_is_read_once_and_starts_fresh_each_episode(monkey
 
     env = JetStreamEnv(scenario(duration_s=120.0), action_mode="residual")
     reads = []
-    real = jetstream.read_document
-    monkeypatch.setattr(jetstream, "read_document", lambda path: reads.append(path) or real(path))
+    real = jetstream.read_extended
+    monkeypatch.setattr(jetstream, "read_extended", lambda path: reads.append(path) or real(path))
     env.reset(seed=0)
     first = env._baseline
     env.step(env.actions.hold)

@@ -174,17 +174,23 @@ def test_oracle_meets_its_target_on_prefill_heavy_bursts(bursty_run):
 
 
 # ---- the search's rules, with the runs replaced: attainment from the replayed schedule ----------------------------
-def fake_search(monkeypatch, attainment, rate_per_s: float = 20.0, capacity: float = 10.0) -> ScenarioConfig:
-    """Flat arrivals at ``rate_per_s`` for 600 s, a pod capacity of ``capacity``, and runs whose attainment is
-    ``attainment(schedule)`` and chip-hours the schedule's pod-intervals."""
-    scenario = spike({"process": "poisson", "rate_per_s": rate_per_s}, replicas=2, duration_s=600)
-    n = int(rate_per_s * 600)
-    monkeypatch.setattr(oracle_module, "arrivals", lambda sc: [(i / rate_per_s, 400, 150) for i in range(n)])
+def fake_search(
+    monkeypatch, attainment, rate_per_s: float = 20.0, capacity: float = 10.0, times: list[float] | None = None,
+    duration_s: float = 600.0,
+) -> ScenarioConfig:  # fmt: skip
+    """Arrivals at ``times`` (default: flat at ``rate_per_s``) over ``duration_s``, a pod capacity of ``capacity``,
+    and runs whose attainment is ``attainment(schedule)`` and chip-hours what the schedule's pods cost, each held
+    for its whole interval (a constant count costs exactly that)."""
+    scenario = spike({"process": "poisson", "rate_per_s": rate_per_s}, replicas=2, duration_s=duration_s)
+    times = times if times is not None else [i / rate_per_s for i in range(int(rate_per_s * duration_s))]
+    monkeypatch.setattr(oracle_module, "arrivals", lambda sc: [(t, 400, 150) for t in times])
     monkeypatch.setattr(oracle_module, "pod_capacity_per_s", lambda *args, **kwargs: capacity)
+    chips = oracle_module._chips(scenario)
 
     def run(sc, progress=False, autoscaler=None):
-        schedule = autoscaler.plan.schedule
-        return SimpleNamespace(kpis=SimpleNamespace(slo_attainment=attainment(schedule), chip_hours=sum(schedule)))
+        plan = autoscaler.plan
+        chip_hours = sum(plan.schedule) * plan.interval_s / 3600 * chips
+        return SimpleNamespace(kpis=SimpleNamespace(slo_attainment=attainment(plan.schedule), chip_hours=chip_hours))
 
     monkeypatch.setattr(oracle_module, "run_scenario", run)
     return scenario
@@ -196,8 +202,23 @@ def test_the_search_grows_headroom_past_its_list_until_a_plan_passes(monkeypatch
     # 20/s over 10/s per pod: ceil(2·h) pods; 1.2-1.5 and 2.0 repeat a plan already checked; 2.5 = 2.0 · 1.25
     schedules = [(a.headroom, a.attainment) for a in oracle.plan.attempts if a.replicas is None]
     assert schedules == [(1.0, 0.9), (1.1, 0.9), (1.75, 0.9), (2.5, 1.0)]
-    assert [(a.replicas, a.attainment) for a in oracle.plan.attempts if a.replicas is not None] == [(1, 0.9)]
+    # the only constant cheaper than 5 pods throughout, 4, is the 1.75 schedule already checked: nothing more to run
+    assert [a for a in oracle.plan.attempts if a.replicas is not None] == []
     assert oracle.plan.schedule == [5] * 10 and oracle.plan.headroom == 2.5 and oracle.plan.met_target
+
+
+def test_constant_counts_are_tried_only_below_a_passing_schedules_cost_and_downward(monkeypatch):
+    """On a day-long run each constant count is a day's simulation: under a passing schedule only the counts that
+    would cost less are tried, from the dearest down until one misses."""
+    times = [i / 10 for i in range(18_000)] + [1800 + i / 50 for i in range(90_000)]  # 30 min at 10/s, 30 at 50/s
+    scenario = fake_search(monkeypatch, lambda s: 1.0 if sum(s) >= 150 else 0.9, times=times, duration_s=3600)
+    oracle = plan_oracle(scenario, OracleConfig(max_replicas=8))
+    [schedule] = [a for a in oracle.plan.attempts if a.replicas is None]  # 1 pod, then 5 a cold start ahead: passes
+    per_pod = oracle_module._chips(scenario) * 1.0  # chip-hours of a pod held for the run's hour
+    assert schedule.attainment == 1.0 and 3 * per_pod < schedule.chip_hours < 4 * per_pod
+    constants = [(a.replicas, a.attainment) for a in oracle.plan.attempts if a.replicas is not None]
+    assert constants == [(3, 1.0), (2, 0.9)]  # 4 pods would cost more than the schedule; below 2, no better
+    assert oracle.plan.schedule == [3] * 60 and oracle.plan.met_target  # the cheapest that passed
 
 
 def test_an_oracle_that_cannot_meet_its_target_says_so(monkeypatch):

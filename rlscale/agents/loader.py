@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from rlscale.data import agent_file
+from rlscale.data import agent_file, read_extended
 from rlscale.metrics.names import UnknownMetricError, check_metric_name
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.control import ControlLoop
 from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.safety import SafetySpec
-from rlscale.specs.catalog import SpecError, read_document, validate
+from rlscale.specs.catalog import SpecError, validate
 
 # The scenario an agent will run in (a rlscale.scenario.ScenarioConfig), passed through to the kinds that plan by
 # simulating it. It is not imported here: the live controller loads agents, and the scenario composes the
@@ -88,7 +88,7 @@ def load_agent(path: str | Path, scenario: Scenario | None = None, *, progress: 
     comparison's workers it would be noise). A planner's choice is in its ``plan_record()``.
     """
     path = agent_file(path)
-    doc = read_document(path)
+    doc = read_extended(path)
     kind = doc.get("kind")
     if kind not in KINDS:
         raise SpecError(f"{path}: kind: expected {', '.join(KINDS)}; got {kind!r}")
@@ -130,7 +130,7 @@ def load_control_loop(path: str | Path, scenario: Scenario | None = None, *, pro
     unavailable metrics only), and its ``fallback_hpa`` (relative to the agent file) loaded."""
     path = agent_file(path)
     policy = load_agent(path, scenario, progress=progress)
-    doc = read_document(path)
+    doc = read_extended(path)
     if doc.get("kind") == "HorizontalPodAutoscaler" or doc.get("safety") is None:
         return ControlLoop(policy)
     safety = validate(SafetySpec, doc["safety"], f"{path}: safety")

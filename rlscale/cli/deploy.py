@@ -130,14 +130,14 @@ def emulate(
     import threading
     import time
 
+    from rlscale.data import read_extended
     from rlscale.emulator import Emulator, prometheus_config
     from rlscale.scenario import apply_overrides, load_scenario
     from rlscale.serving.hbm import PodStartupError
-    from rlscale.specs.catalog import read_document
 
     try:
         sc = apply_overrides(load_scenario(scenario), duration_s=duration)
-        hpas = [read_document(hpa)] if hpa else []
+        hpas = [read_extended(hpa)] if hpa else []
     except (SpecError, ValueError, OSError) as exc:
         _fail(exc)
     if print_prometheus_config:

@@ -117,13 +117,12 @@ def tune(
     import time
 
     from rlscale.agents import load_agent
-    from rlscale.data import agent_file
+    from rlscale.data import agent_file, read_extended
     from rlscale.experiments.cells import CellStore
     from rlscale.experiments.compare import source_commit
     from rlscale.experiments.executors import ExecutorError, make_executor
     from rlscale.experiments.runner import RunFailed
     from rlscale.scenario import apply_overrides, load_scenario
-    from rlscale.specs.catalog import read_document
     from rlscale.tracking.store import TrackingError, resolve_tracking_uri
     from rlscale.tracking.tune_tracker import search_params, track_tuning
     from rlscale.tuning import trial_records, write_outputs
@@ -135,7 +134,7 @@ def tune(
     try:
         sc = apply_overrides(load_scenario(scenario), duration_s=duration)
         agent = agent_file(agent)  # a path, or a shipped agent by name
-        manifest = read_document(agent)
+        manifest = read_extended(agent)
         load_agent(agent, sc)  # the manifest and its metric names checked up front, errors naming the file
         seed_list = _int_list(seeds, "--seeds")
         folder = out or Path("runs") / "tune" / f"{agent.stem}__{sc.name}__{time.strftime('%Y%m%d-%H%M%S')}"

@@ -10,13 +10,20 @@ and ``rlscale/data/agents`` are links to them, so that a wheel ships the same fi
   (a trained policy's ``residual_agent: agents/hpa-slots-used.yaml`` resolves the same way).
 
 A name that is neither is an error listing the shipped ones.
+
+A scenario or agent file may say ``extends: <file>`` (found as :func:`resolve` finds a file, from its own folder
+first): it is then that file with its own fields over it (:func:`read_extended`), so a variant says only how it
+differs (``envs/production-day-heldout.yaml``: the production day on a held-out day).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
-from rlscale.specs.catalog import SpecError
+from rlscale.config import merge
+from rlscale.specs.catalog import SpecError, read_document
 
 SHIPPED = Path(__file__).resolve().parent
 SCENARIOS, AGENTS = "envs", "agents"
@@ -92,3 +99,30 @@ def resolve(ref: str, base: Path, where: str) -> Path:
         return shipped
     looked = ", ".join(dict.fromkeys([*(str(c.parent) for c in candidates), str(SHIPPED)]))
     raise SpecError(f"{where}: no such file {ref!r} (looked in {looked})")
+
+
+EXTENDS = "extends"
+
+
+def read_extended(path: Path, own: Collection[str] = ()) -> dict[str, Any]:
+    """A file's fields over those of the file it ``extends:`` (itself read so, a chain ends at a file without
+    ``extends``): mappings merged key by key, values and lists replaced. The fields in ``own`` are never inherited
+    (a scenario's ``name`` is its own file's). A cycle, or an ``extends`` that is not a file name, is an error naming
+    the file."""
+    return _read_extended(Path(path), own, ())
+
+
+def _read_extended(path: Path, own: Collection[str], chain: tuple[Path, ...]) -> dict[str, Any]:
+    data = read_document(path)
+    ref = data.pop(EXTENDS, None)
+    if ref is None:
+        return data
+    where = f"{path}: {EXTENDS}"
+    if not isinstance(ref, str):
+        raise SpecError(f"{where}: expected the name of a file, got {ref!r}")
+    chain = (*chain, path.resolve())
+    base = resolve(ref, path.resolve().parent, where)
+    if base in chain:
+        raise SpecError(f"{where}: {ref} extends back to {chain[0]} (a cycle)")
+    inherited = {k: v for k, v in _read_extended(base, own, chain).items() if k not in own}
+    return merge(inherited, data)

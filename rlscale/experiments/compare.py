@@ -16,7 +16,7 @@ from pathlib import Path
 from rlscale.experiments.cells import CellStore
 from rlscale.experiments.config import Experiment, load_experiment
 from rlscale.experiments.executors import LocalExecutor, RayExecutor, make_executor
-from rlscale.experiments.figures import pareto_plot, timelines_plot
+from rlscale.experiments.figures import pareto_plot, timelines_plot, worst_hours_plot
 from rlscale.experiments.report import (
     REPORT_COLUMNS,
     missed_targets,
@@ -26,7 +26,8 @@ from rlscale.experiments.report import (
     write_timelines,
 )
 from rlscale.experiments.runner import RunRecord, cell_keys, run_experiment
-from rlscale.experiments.stats import result_rows, run_metrics, summarize
+from rlscale.experiments.stats import result_rows, run_metrics, saving_shares, summarize
+from rlscale.plots import ZOOM_AFTER_S
 from rlscale.scenario import scenario_params
 from rlscale.tracking.keys import metric_key
 from rlscale.tracking.mlflow_tracker import ComparisonLog, RunLog
@@ -139,7 +140,8 @@ def compare(
 
 
 def write_outputs(comparison: Comparison) -> None:
-    """results.csv, timelines/, pareto.png, timelines_<scenario>.png, report.md and experiment.json in ``out``."""
+    """results.csv, timelines/, pareto.png, timelines_<scenario>.png (and worst_hours_<scenario>.png for runs over
+    three hours), report.md and experiment.json in ``out``."""
     experiment, records, out = comparison.experiment, comparison.records, comparison.out
     out.mkdir(parents=True, exist_ok=True)
     columns, rows = result_rows(records)
@@ -156,12 +158,18 @@ def write_outputs(comparison: Comparison) -> None:
         files[name] = out / name
         shown = [r for r in records if r.scenario == scenario.name and r.seed == first_seed]
         timelines_plot(scenario, shown, experiment.agent_names, files[name])
+        if scenario.duration_s > ZOOM_AFTER_S:  # a day's timelines show when each policy failed; the zoom shows how
+            name = f"worst_hours_{scenario.name}.png"
+            files[name] = out / name
+            worst_hours_plot(scenario, shown, experiment.agent_names, files[name])
 
     figures = [p.name for p in files.values() if p.suffix == ".png"]
     files["report.md"] = out / "report.md"
+    reference = experiment.config.oracle_saving
+    shares = saving_shares(rows, reference.static, reference.oracle) if reference is not None else None
     report = report_markdown(
         experiment, summary, runs=len(rows), git_commit=comparison.git_commit, wall_s=comparison.wall_s,
-        figures=figures, missed=missed_targets(records),
+        figures=figures, missed=missed_targets(records), shares=shares,
     )  # fmt: skip
     files["report.md"].write_text(report)
     files["experiment.json"] = out / "experiment.json"

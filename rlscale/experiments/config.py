@@ -16,11 +16,20 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rlscale.data import resolve
+from rlscale.data import read_extended, resolve
 from rlscale.scenario import ScenarioConfig, load_scenario
 from rlscale.specs.catalog import SpecError, read_document, validate
 
 MIN_SEEDS_FOR_CI = 5  # fewer seeds still run, but the report says the intervals are not worth reading
+
+
+class SavingReference(BaseModel):
+    """The two agents the report measures savings between: the best static count and the clairvoyant oracle."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    static: str = Field(description="The static count's agent, by name (its file's stem).")
+    oracle: str = Field(description="The oracle's agent, by name.")
 
 
 class ExperimentConfig(BaseModel):
@@ -40,6 +49,11 @@ class ExperimentConfig(BaseModel):
     )
     duration_s: float | None = Field(None, gt=0, description="Overrides every scenario's simulated time, s.")
     workers: int | None = Field(None, ge=1, description="Parallel processes (default: the machine's CPU count).")
+    oracle_saving: SavingReference | None = Field(
+        None,
+        description="Adds each agent's share of the oracle's saving over the static count to the report: "
+        "(static - agent) / (static - oracle) on cost, where the agent's SLO attainment is at least the static's.",
+    )
 
     @field_validator("scenarios", "agents", "seeds")
     @classmethod
@@ -122,11 +136,12 @@ def _resolved(path: Path, config: ExperimentConfig, base: Path) -> Experiment:
         scenarios.append(scenario)
     for i, agent_path in enumerate(agent_paths):
         try:
-            read_document(agent_path)  # the agent itself is built in each run: some (an oracle) plan when built
+            read_extended(agent_path)  # the agent itself is built in each run: some (an oracle) plan when built
         except SpecError as exc:
             raise SpecError(f"{path}: agents[{i}]: {exc}") from exc
     _refuse_name_clashes(path, "scenarios", [s.name for s in scenarios])
     _refuse_name_clashes(path, "agents", [p.stem for p in agent_paths])
+    _refuse_unknown_references(path, config, [p.stem for p in agent_paths])
     return Experiment(path, config, scenario_paths, agent_paths, tuple(scenarios))
 
 
@@ -135,3 +150,12 @@ def _refuse_name_clashes(path: Path, field: str, names: list[str]) -> None:
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise SpecError(f"{path}: {field}: two entries share the name {', '.join(map(repr, clashes))}")
+
+
+def _refuse_unknown_references(path: Path, config: ExperimentConfig, agents: list[str]) -> None:
+    """``oracle_saving`` names two of the experiment's own agents."""
+    if config.oracle_saving is None:
+        return
+    for field, name in config.oracle_saving:
+        if name not in agents:
+            raise SpecError(f"{path}: oracle_saving.{field}: {name!r} is not one of the agents ({', '.join(agents)})")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rlscale.experiments.runner import RunRecord
 from rlscale.experiments.stats import Interval, pareto_front
+from rlscale.plots import clock_label, mark_scale_events, scale_times, time_axis, time_unit, worst_hour
 from rlscale.scenario import ScenarioConfig
 
 
@@ -109,7 +110,7 @@ def pareto_plot(
 
 def timelines_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], agents: Sequence[str], path: Path) -> None:
     """One scenario under one seed: traffic, then each agent's replicas (ready solid, desired dashed) and TTFT p99
-    per interval, on a shared time axis."""
+    per interval, on a shared time axis in minutes, hours or days as the run is long."""
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
@@ -119,13 +120,14 @@ def timelines_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], agent
         3, 1, figsize=(11, 9.5), sharex=True, gridspec_kw={"height_ratios": [1, 1.6, 1.6]}
     )
     most = 1
+    unit_s, unit = time_unit(scenario.duration_s)
     for i, record in enumerate(records):
         rows = record.timeline
         if not rows:
             continue
         # A row describes the interval that ends at its t_s: draw it over that interval.
         edges_s = np.concatenate([[0.0], [r["t_s"] for r in rows]])
-        edges = edges_s / 60.0
+        edges = edges_s / unit_s
         style = styles[record.agent]
         if i == 0:  # arrivals come from the workload stream alone: the same for every agent under one seed
             arrivals = np.array([r["arrivals"] for r in rows]) / np.diff(edges_s)
@@ -147,7 +149,7 @@ def timelines_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], agent
     ax_ttft.axhline(slo, color="red", ls=":", lw=1.4)
     ax_ttft.set_title(f"TTFT p99 per interval; dotted red: the SLO, {slo:g} s", fontsize=9, loc="left")
     ax_ttft.set_ylabel("seconds")
-    ax_ttft.set_xlabel("time, min")
+    time_axis(ax_ttft, scenario.duration_s, unit_s, unit)
     ax_ttft.set_xlim(left=0)
     for ax in (ax_rate, ax_rep, ax_ttft):
         ax.grid(alpha=0.3)
@@ -159,4 +161,52 @@ def timelines_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], agent
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.97), ncol=ncol, fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.955 - 0.025 * (math.ceil(len(handles) / ncol) - 1)))
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def worst_hours_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], agents: Sequence[str], path: Path) -> None:
+    """Each agent's own worst hour (``rlscale.plots.worst_hour``) of a long run, one column of panels per agent:
+    arrivals against ready pods (solid) and desired (dashed), scale events ticked along the bottom, then TTFT p99
+    per interval against the SLO. Where a day-long figure shows when a policy failed, this shows how."""
+    import numpy as np
+
+    plt = _pyplot()
+    styles = agent_styles(agents)
+    shown = [r for a in agents for r in records if r.agent == a and worst_hour(r.timeline, scenario.slo.ttft_p99_s)]
+    ncols = min(3, max(1, len(shown)))
+    nrows = math.ceil(len(shown) / ncols) if shown else 1
+    fig = plt.figure(figsize=(5.2 * ncols, 4.6 * nrows + 0.6))
+    cells = fig.subfigures(nrows, ncols, squeeze=False).flat
+    slo = scenario.slo.ttft_p99_s
+    for panel, record in zip(cells, shown, strict=False):
+        start, end = worst_hour(record.timeline, slo)
+        rows = [r for r in record.timeline if start < r["t_s"] <= end]
+        edges_s = np.array([start] + [r["t_s"] for r in rows])
+        edges, style = edges_s / 60.0, styles[record.agent]
+        ax_rep, ax_ttft = panel.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1.4, 1]})
+        ax_rate = ax_rep.twinx()
+        ax_rate.stairs(np.array([r["arrivals"] for r in rows]) / np.diff(edges_s), edges, color="0.6", lw=1.0)
+        ax_rate.set_ylabel("arrivals, req/s", color="0.45", fontsize=8)
+        ax_rep.stairs([r["ready"] for r in rows], edges, color=style.color, lw=2.0, baseline=None)
+        ax_rep.stairs([r["desired"] for r in rows], edges, color=style.color, lw=1.0, ls="--", baseline=None)
+        mark_scale_events(ax_rep, scale_times(rows), 60.0, color="k")
+        ax_rep.set_ylim(bottom=0)
+        ax_rep.set_ylabel("pods", fontsize=8)
+        ttft = np.array([r["ttft_p99_s"] for r in rows], dtype=float)
+        ax_ttft.plot(edges[1:], ttft, color=style.color, marker=style.marker, ms=3, lw=1.2)
+        ax_ttft.axhline(slo, color="red", ls=":", lw=1.2)
+        ax_ttft.set_yscale("log")
+        ax_ttft.set_ylabel("TTFT p99, s", fontsize=8)
+        time_axis(ax_ttft, end - start, 60.0, "min", zoomed=True)
+        for ax in (ax_rep, ax_ttft):
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+        panel.suptitle(f"{record.agent}: {clock_label(start)}–{clock_label(end)}", fontsize=10)
+    seed = records[0].seed if records else scenario.seed
+    fig.suptitle(
+        f"{scenario.name}, seed {seed}: each agent's worst hour (most requests in intervals over the TTFT SLO); "
+        "pods ready (solid), desired (dashed), scale events ticked, arrivals in grey",
+        fontsize=10,
+    )
+    fig.savefig(path, dpi=100)
     plt.close(fig)

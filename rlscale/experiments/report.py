@@ -13,7 +13,7 @@ from typing import Any
 
 from rlscale.experiments.config import MIN_SEEDS_FOR_CI, Experiment
 from rlscale.experiments.runner import RunRecord
-from rlscale.experiments.stats import CONFIDENCE, Interval
+from rlscale.experiments.stats import CONFIDENCE, Interval, SavingShare
 from rlscale.timeline import COLUMNS as TIMELINE_COLUMNS
 
 
@@ -34,6 +34,7 @@ def _percent(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+SHARE_POSITION = 3  # the share of the oracle's saving follows cost and SLO attainment, the axes it is measured on
 REPORT_COLUMNS = (  # the two axes of the trade-off first, then what went wrong, then the latency detail
     ReportColumn("cost $", "cost_usd", _fixed(2)),
     ReportColumn("chip-hours", "chip_hours", _fixed(2)),
@@ -62,6 +63,33 @@ def cell(interval: Interval, fmt: Callable[[float], str]) -> str:
     if math.isnan(interval.half_width):
         return fmt(interval.mean)
     return f"{fmt(interval.mean)} ± {fmt(interval.half_width)}"
+
+
+SHARE_HEADER = "oracle's saving %"
+
+
+def share_cell(share: SavingShare | None) -> str:
+    """The share of the oracle's saving of the mean costs, in % (the static count 0, the oracle 100), and in brackets
+    the 95% interval of the per-seed shares; why there is none when there is none."""
+    if share is None:
+        return "n/a"
+    if share.missing is not None:
+        return f"n/a: {share.missing}"
+    text = f"{100 * share.mean:.0f}"
+    if math.isfinite(share.per_seed.half_width):
+        text += f" [{100 * share.per_seed.low:.0f}, {100 * share.per_seed.high:.0f}]"
+    return text
+
+
+def share_note(static: str, oracle: str) -> str:
+    """What the share column says, under each table that has one."""
+    return (
+        f"{SHARE_HEADER}: ({static} − agent) / ({static} − {oracle}) on cost: of what the oracle saves over the static "
+        f"count, the share this agent saves too (0 costs as much as {static}, 100 as little as {oracle}, below 0 "
+        f"more than {static}); the mean costs' share, then in brackets the {CONFIDENCE:.0%} interval of the per-seed "
+        "shares (a seed's runs share their arrivals). Only where the agent's mean SLO attainment is at least "
+        f"{static}'s: *n/a: misses* where it saves by missing more."
+    )
 
 
 def write_results_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -137,11 +165,18 @@ def report_markdown(
     wall_s: float,
     figures: Sequence[str] = (),
     missed: Mapping[tuple[str, str], Sequence[RunRecord]] | None = None,
+    shares: Mapping[tuple[str, str], SavingShare] | None = None,
 ) -> str:
     """``report.md``: one table per scenario, one row per agent, each cell the mean and 95% CI over seeds
     (``summary`` as ``stats.summarize`` gives it, over at least the ``REPORT_COLUMNS``); ``missed``: per (scenario,
-    agent), the runs whose planner missed its own target (:func:`missed_targets`), said next to their rows."""
+    agent), the runs whose planner missed its own target (:func:`missed_targets`), said next to their rows; ``shares``:
+    per (scenario, agent), its share of the oracle's saving (``stats.saving_shares``), a column when the experiment
+    names its ``oracle_saving`` references."""
     missed = missed or {}
+    reference = experiment.config.oracle_saving
+    columns: list[str] = [c.header for c in REPORT_COLUMNS]
+    if reference is not None:
+        columns.insert(SHARE_POSITION, SHARE_HEADER)
     seeds = experiment.seeds
     lines = [
         f"# Comparison: {experiment.name}",
@@ -169,14 +204,18 @@ def report_markdown(
             f"{scenario.description or ''} {scenario.duration_s:g} s simulated; SLOs: TTFT ≤ {slo.ttft_p99_s:g} s, "
             f"TPOT ≤ {slo.tpot_p99_s:g} s.".strip(),
             "",
-            "| agent | " + " | ".join(c.header for c in REPORT_COLUMNS) + " |",
-            "|---|" + "---:|" * len(REPORT_COLUMNS),
+            "| agent | " + " | ".join(columns) + " |",
+            "|---|" + "---:|" * len(columns),
         ]
         for agent in experiment.agent_names:
             intervals = summary.get((scenario.name, agent), {})
             cells = [cell(intervals[c.column], c.fmt) if c.column in intervals else "n/a" for c in REPORT_COLUMNS]
+            if reference is not None:
+                cells.insert(SHARE_POSITION, share_cell((shares or {}).get((scenario.name, agent))))
             flag = " **(missed its target)**" if missed.get((scenario.name, agent)) else ""
             lines.append(f"| {agent}{flag} | " + " | ".join(cells) + " |")
+        if reference is not None:
+            lines += ["", share_note(reference.static, reference.oracle)]
         for agent in experiment.agent_names:
             if runs := missed.get((scenario.name, agent)):
                 lines += ["", missed_line(agent, runs)]

@@ -129,3 +129,62 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
         and not any(c <= cost and g >= good and (c < cost or g > good) for c, g in points)
     ]
     return sorted(front, key=lambda i: points[i][0])
+
+
+@dataclass(frozen=True)
+class SavingShare:
+    """A policy's share of the oracle's saving over the best static count, ``(static − policy) / (static − oracle)``
+    on cost: 0 is the static count's cost, 1 the oracle's, below 0 dearer than static. ``mean`` is the share of the
+    mean costs; ``per_seed`` the interval over seeds of each seed's share (every agent ran the same arrivals under a
+    seed, so the three costs of a seed are paired). ``missing`` says why there is no share: the policy misses where
+    the static count does not (its SLO attainment is lower), or the oracle saved nothing."""
+
+    mean: float
+    per_seed: Interval
+    missing: str | None = None
+
+
+def saving_share(
+    policy: Sequence[tuple[float, float]],
+    static: Sequence[tuple[float, float]],
+    oracle: Sequence[tuple[float, float]],
+    confidence: float = CONFIDENCE,
+) -> SavingShare:
+    """The policy's :class:`SavingShare` from (cost, SLO attainment) per seed of the policy, the static count and the
+    oracle, in the same seed order. Only at equal-or-better SLO attainment (mean over seeds) than the static count: a
+    policy that saves by missing more is not sharing the oracle's saving."""
+    costs = [np.array([c for c, _ in runs], dtype=float) for runs in (policy, static, oracle)]
+    attained = [float(np.nanmean([a for _, a in runs])) for runs in (policy, static)]
+    cost, static_cost, oracle_cost = costs
+    nothing = Interval(math.nan, math.nan, 0)
+    if not attained[0] >= attained[1]:
+        return SavingShare(math.nan, nothing, "misses")
+    saved = static_cost.mean() - oracle_cost.mean()
+    if not saved > 0:
+        return SavingShare(math.nan, nothing, "no saving")
+    mean = float((static_cost.mean() - cost.mean()) / saved)
+    if not len(cost) == len(static_cost) == len(oracle_cost):
+        return SavingShare(mean, nothing)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_seed = (static_cost - cost) / (static_cost - oracle_cost)
+    return SavingShare(mean, mean_ci(per_seed[static_cost > oracle_cost], confidence))
+
+
+def saving_shares(
+    rows: Sequence[dict[str, Any]], static: str, oracle: str, confidence: float = CONFIDENCE
+) -> dict[tuple[str, str], SavingShare]:
+    """Per (scenario, agent) of ``rows`` (results.csv's): its :class:`SavingShare` against the agents named ``static``
+    and ``oracle`` on the seeds all three ran; none for a scenario that lacks either."""
+    runs: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
+    for row in rows:
+        key = (row["scenario"], row["agent"])
+        runs.setdefault(key, {})[int(row["seed"])] = (_number(row["cost_usd"]), _number(row["slo_attainment"]))
+    shares = {}
+    for (scenario, agent), by_seed in runs.items():
+        references = [runs.get((scenario, static)), runs.get((scenario, oracle))]
+        if None in references:
+            continue
+        seeds = sorted(set(by_seed).intersection(*references))
+        paired = [[runs_of[seed] for seed in seeds] for runs_of in (by_seed, *references)]
+        shares[scenario, agent] = saving_share(*paired, confidence=confidence)
+    return shares

@@ -22,9 +22,12 @@ start-up delays, and plans in four steps:
    ×1.25 past its end until the busiest interval needs ``max_replicas``. A
    plan already checked is not simulated again.
 4. **Choose.** The cheapest plan that passes, compared with constant counts
-   (also simulated): up to the passing schedule's peak, or up to
-   ``max_replicas`` when no schedule passed; on short or flat traffic a
-   constant count can beat any schedule. When nothing within ``max_replicas``
+   (also simulated); on short or flat traffic a constant count can beat any
+   schedule. With a passing schedule, only the counts that would cost less
+   than it are tried, downward from the dearest until one misses (a count
+   that costs as much cannot be chosen, and fewer pods do no better: on a
+   day-long run each count is a day's simulation); when no schedule passed,
+   upward until one passes, up to ``max_replicas``. When nothing within ``max_replicas``
    meets the target, the plan with the best attainment is replayed but flagged
    (``met_target`` false on the plan and in its record,
    and an :class:`OracleMissedTarget` warning): a reference that misses its own
@@ -334,7 +337,8 @@ class OracleSearch:
                 return checked[key][1].attainment >= cfg.slo_attainment
 
             scheduled, passed = self._schedules(scenario, requests[:, 0], capacity, check)
-            self._constants(scheduled, passed, check)
+            budget = checked[tuple(scheduled.schedule)][1].chip_hours if passed else None
+            self._constants(scheduled, budget, _chips(scenario) * scenario.duration_s / 3600, check)
         return self._choose(list(checked.values()))
 
     def _schedules(
@@ -351,13 +355,30 @@ class OracleSearch:
                 return scheduled, True
         return scheduled, False
 
-    def _constants(self, scheduled: OraclePlan, passed: bool, check: Callable[[OraclePlan], bool]) -> None:
-        """Constant counts upward until one passes: up to a passing schedule's peak (no higher count is cheaper),
-        else up to max_replicas."""
+    def _constants(
+        self,
+        scheduled: OraclePlan,
+        budget_chip_hours: float | None,
+        chip_hours_per_pod: float,
+        check: Callable[[OraclePlan], bool],
+    ) -> None:
+        """Constant counts. Under a passing schedule's ``budget_chip_hours``: only the counts that cost less (a pod
+        held all run costs ``chip_hours_per_pod``), downward until one misses. With no passing schedule (None):
+        upward until one passes, up to max_replicas."""
         cfg = self.config
-        top = max(scheduled.schedule) if passed else cfg.max_replicas
-        for replicas in range(max(cfg.min_replicas, 1), top + 1):
-            if check(replace(scheduled, schedule=[replicas] * len(scheduled.schedule), headroom=0.0, attempts=[])):
+        lowest = max(cfg.min_replicas, 1)
+
+        def passes(replicas: int) -> bool:
+            return check(replace(scheduled, schedule=[replicas] * len(scheduled.schedule), headroom=0.0, attempts=[]))
+
+        if budget_chip_hours is None:
+            for replicas in range(lowest, cfg.max_replicas + 1):
+                if passes(replicas):
+                    return
+            return
+        cheaper = math.ceil(budget_chip_hours / chip_hours_per_pod) - 1  # the most pods that still cost less
+        for replicas in range(min(cheaper, cfg.max_replicas), lowest - 1, -1):
+            if not passes(replicas):
                 return
 
     def _choose(self, tried: list[tuple[OraclePlan, Attempt]]) -> OraclePlan:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rlscale.data import read_extended
 from rlscale.hpa import HorizontalController, HPAControllerConfig
 from rlscale.hpa.spec import ExternalMetric, HPASpec, PodsMetric
 from rlscale.metrics.names import MetricKind, sample_name
 from rlscale.policies.base import ClusterState
 from rlscale.policies.safety import SafetySpec
-from rlscale.specs.catalog import read_document
 
 
 def to_milli(value: float) -> int:
@@ -31,7 +31,7 @@ class HPAPolicy:
 
     @classmethod
     def from_file(cls, path: str | Path, config: HPAControllerConfig | None = None) -> HPAPolicy:
-        return cls.from_manifest(read_document(Path(path)), config)
+        return cls.from_manifest(read_extended(Path(path)), config)
 
     def default_safety(self) -> SafetySpec:
         """A Kubernetes HPA's own: it handles missing pods in its algorithm, so partial metrics pass through; with

@@ -37,15 +37,16 @@ def arrival_process(spec: ArrivalSpec) -> ArrivalProcess:
 
 
 def client_pool(spec: ServeGenSpec) -> ClientPoolArrivals:
-    """The pool's arrival process over the spec's days; ``top`` ranks clients over the training days only, so the
-    held-out days never steer what a scenario plays."""
+    """The pool's arrival process over the spec's days, from ``start_s`` into the first; ``top`` ranks clients over
+    the training days only, so the held-out days never steer what a scenario plays."""
     service = load_service(spec.service)
     ids = spec.clients if isinstance(spec.clients, list) else None
     top = spec.clients.top if isinstance(spec.clients, TopClients) else None
     clients = select_clients(service, ids, top, rank_days=min(SPLIT_DAYS["train"][1], service.days))
     first, last = spec.day_range
-    per_day = DAY_S // WINDOW_S
-    return ClientPoolArrivals(service, clients, (first - 1) * per_day, (last - first + 1) * per_day, spec.rate_scale)
+    per_day, skipped = DAY_S // WINDOW_S, spec.start_s // WINDOW_S
+    first_window, n_windows = (first - 1) * per_day + skipped, (last - first + 1) * per_day - skipped
+    return ClientPoolArrivals(service, clients, first_window, n_windows, spec.rate_scale)
 
 
 def length_sampler(spec: LengthSpec) -> LengthSampler:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from rlscale.config import StrictModel
-from rlscale.workload.servegen import DAY_S, load_service
+from rlscale.workload.servegen import DAY_S, WINDOW_S, load_service
 
 
 # ---- arrivals -------------------------------------------------------------------
@@ -158,6 +158,14 @@ class ServeGenSpec(StrictModel):
         description="Factor on every client's rate (shape and CV kept), dimensionless: production rates "
         "are hundreds of req/s; a fleet here serves ~1-10 req/s per pod.",
     )
+    start_s: int = Field(
+        0,
+        ge=0,
+        multiple_of=WINDOW_S,
+        description="Time of day on the first day played at which the run starts, s, a whole number of the data's "
+        "600 s windows (57600: 16:00); time 0 of the run is then. A window of a day (tuning on its evening ramp) "
+        "without replaying its morning.",
+    )
 
     @property
     def day_range(self) -> tuple[int, int]:
@@ -166,14 +174,16 @@ class ServeGenSpec(StrictModel):
 
     @property
     def played_s(self) -> float:
-        """Length of the days played, s."""
+        """Length of what is played, s: the days from ``start_s`` on the first."""
         first, last = self.day_range
-        return (last - first + 1) * DAY_S
+        return (last - first + 1) * DAY_S - self.start_s
 
     @model_validator(mode="after")
     def _check(self) -> ServeGenSpec:
         first, last = self.day_range
         low, high = SPLIT_DAYS[self.split]
+        if self.start_s >= DAY_S:
+            raise ValueError(f"start_s: {self.start_s} s is not within the first day played (< {DAY_S} s)")
         if not low <= first <= last <= high:
             raise ValueError(
                 f"days: [{first}, {last}] must be an ordered range within split {self.split!r} (days {low}-{high}); "
