@@ -227,3 +227,48 @@ def tuning_plot(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def capacity_plot(
+    title: str,
+    points: list[dict],
+    knee_rate: float | None,
+    slo_ttft_s: float,
+    slo_tpot_s: float,
+    path: Path,
+) -> None:
+    """One batch size's load sweep (rlscale capacity): p99 TTFT and TPOT against their SLOs, throughput, and the
+    guide's three metrics, against the offered rate, the knee marked. ``points``: LoadPoint records."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted(points, key=lambda p: p["rate_per_s"])
+    rate = [p["rate_per_s"] for p in pts]
+    fig, (lat, tput, gauges) = plt.subplots(1, 3, figsize=(15, 4.2))
+    lat.plot(rate, [p["ttft_s"]["p99"] for p in pts], "o-", label="TTFT p99")
+    lat.plot(rate, [p["tpot_s"]["p99"] for p in pts], "s-", label="TPOT p99")
+    lat.axhline(slo_ttft_s, color="C0", ls=":", label=f"TTFT SLO {slo_ttft_s:g} s")
+    lat.axhline(slo_tpot_s, color="C1", ls=":", label=f"TPOT SLO {slo_tpot_s:g} s")
+    lat.set(yscale="log", xlabel="offered req/s", ylabel="s", title="latency")
+    tput.plot(rate, [p["throughput_req_per_s"] for p in pts], "o-", label="completed")
+    tput.plot(rate, rate, "k:", lw=0.8, label="offered")
+    tput.set(xlabel="offered req/s", ylabel="req/s", title="throughput")
+    gauges.plot(rate, [p["slots_used"] for p in pts], "o-", label="slots used (fraction)")
+    gauges.plot(rate, [p["hbm_used_frac"] for p in pts], "s-", label="HBM used (fraction)")
+    backlog = gauges.twinx()
+    backlog.plot(rate, [p["prefill_backlog"] for p in pts], "^-", color="C2", label="prefill backlog")
+    backlog.set(ylabel="prefill backlog (requests)", yscale="symlog")  # from ~0 to thousands past the knee
+    gauges.set(xlabel="offered req/s", ylabel="fraction", ylim=(0, 1.05), title="the guide's metrics (means)")
+    gauges.legend(loc="upper left", handles=gauges.get_lines() + backlog.get_lines())
+    for ax in (lat, tput, gauges):
+        if knee_rate is not None:
+            ax.axvline(knee_rate, color="red", lw=1, ls="--", label=f"knee {knee_rate:.2f} req/s")
+        ax.grid(alpha=0.3)
+    lat.legend(fontsize=8)
+    tput.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
