@@ -16,3 +16,8 @@ cdef class _Arrival(_Call):
     cdef _Traffic traffic
     cdef Request request
     cpdef fire(self)
+
+cdef class _Ended:
+    cdef public Timeline timeline
+    cdef public KPIAccumulator tally
+    cdef public list listeners

@@ -43,7 +43,7 @@ class Simulation:
     metrics: ScrapedMetrics
     timeline: Timeline
     tally: KPIAccumulator  # the KPIs, accumulated as requests end: memory holds what is in flight, not the run
-    done_listeners: list[Callable[[Request], None]] = field(default_factory=list)
+    done_listeners: list[Callable[[Request], None]] = field(default_factory=list)  # told after timeline and KPIs
     request_log: RequestLog | None = None
     loop: ControlLoop | None = None  # the attached policy behind its safety layer
 
@@ -60,12 +60,8 @@ class Simulation:
         timeline = Timeline(env, scenario.timeline_interval_s)
         slo = scenario.slo
         tally = KPIAccumulator(SLO(slo.ttft_p99_s, slo.tpot_p99_s, slo.e2e_s))
-        listeners: list[Callable[[Request], None]] = [timeline.ended, tally.ended]
-
-        def done(request: Request) -> None:
-            for listener in listeners:
-                listener(request)
-
+        listeners: list[Callable[[Request], None]] = []
+        done = _Ended(timeline, tally, listeners)
         fleet = Fleet(env, scenario.pod, scenario.fleet, np.random.default_rng(fleet_seq), on_done=done)
         timeline.watch(fleet, price_per_chip_hour(scenario, fleet))
         faults = Faults(scenario.faults)
@@ -154,6 +150,19 @@ class Simulation:
             chip_hours=fleet.chip_hours(),
             cost_usd=fleet.chip_hours() * price,
         )
+
+
+class _Ended:
+    """Where an ended request goes: the timeline, the KPIs (typed calls in the compiled core), then any listeners."""
+
+    def __init__(self, timeline: Timeline, tally: KPIAccumulator, listeners: list[Callable[[Request], None]]) -> None:
+        self.timeline, self.tally, self.listeners = timeline, tally, listeners
+
+    def __call__(self, request: Request) -> None:
+        self.timeline.ended(request)
+        self.tally.ended(request)
+        for listener in self.listeners:
+            listener(request)
 
 
 class _Traffic:
