@@ -116,6 +116,19 @@ def emulate(
         Path | None, typer.Option(help="An HPA manifest that exists in the namespace from the start.")
     ] = None,
     duration: Annotated[float | None, typer.Option(help="Override the scenario's traffic duration, s.")] = None,
+    hardware: Annotated[
+        str | None, typer.Option("--hardware", "-H", help="Override the pod's host (catalog name or YAML path).")
+    ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Serve JetStream's HTTP POST /v1/generate on 127.0.0.1 (0: any)."),
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Serve JetStream's gRPC Decode on 127.0.0.1 (0: any).")
+    ] = None,
+    scenario_traffic: Annotated[
+        bool, typer.Option(help="Play the scenario's own workload (--no-scenario-traffic: only what clients send).")
+    ] = True,
     status_every: Annotated[float, typer.Option(min=0.1, help="Wall seconds between status lines.")] = 5.0,
     print_prometheus_config: Annotated[
         bool,
@@ -136,7 +149,7 @@ def emulate(
     from rlscale.serving.hbm import PodStartupError
 
     try:
-        sc = apply_overrides(load_scenario(scenario), duration_s=duration)
+        sc = apply_overrides(load_scenario(scenario), duration_s=duration, hardware=hardware)
         hpas = [read_extended(hpa)] if hpa else []
     except (SpecError, ValueError, OSError) as exc:
         _fail(exc)
@@ -153,7 +166,7 @@ def emulate(
     try:
         emu = Emulator(
             sc, speed, api_port, metrics_port, targets_file, namespace, deployment, device_port=device_port,
-            hpas=hpas,
+            hpas=hpas, http_port=http_port, grpc_port=grpc_port, scenario_traffic=scenario_traffic,
         )  # fmt: skip
     except (SpecError, PodStartupError, ValueError, OSError) as exc:
         _fail(exc)
@@ -167,6 +180,11 @@ def emulate(
             f"(kubeconfig {kubeconfig}); pods 127.0.0.N:{metrics_port}/metrics and /device/metrics, "
             f"device plugin :{device_port}/metrics; targets {targets_file}; Ctrl-C stops"
         )
+        if emu.http_url or emu.grpc_target:
+            served = [f"HTTP {emu.http_url}/v1/generate"] if emu.http_url else []
+            served += [f"gRPC {emu.grpc_target} (jetstream_proto.Orchestrator/Decode)"] if emu.grpc_target else []
+            pods = ", ".join(f"{pod} http://{target}/metrics" for pod, target in sorted(emu.targets().items()))
+            typer.echo(f"JetStream API: {'; '.join(served)}; server metrics: {pods or 'no pod serving yet'}")
         last, last_wall = emu.snapshot(), time.monotonic()
         try:
             while not stop.wait(status_every):

@@ -16,6 +16,7 @@ import yaml
 from rlscale.emulator.apiserver import ApiFaults, ApiServer, KubeApi
 from rlscale.emulator.deployment import FleetDeployment
 from rlscale.emulator.driver import RealTimeDriver
+from rlscale.emulator.jetstream_api import ClientTraffic, JetStreamHTTPServer, grpc_server
 from rlscale.emulator.network import DEVICE_PAGE, AddressPool, PodNetwork, reserve_port
 from rlscale.emulator.prometheus import write_targets
 from rlscale.emulator.store import EVENTS, HPAS, Store, Versions
@@ -55,6 +56,11 @@ class Emulator:
             (0: a free one; None: none).
         labels: the pods' labels and the Deployment's selector (default ``app: <deployment>``).
         hpas: HPA manifests (autoscaling/v2) that exist in the namespace from the start.
+        http_port, grpc_port: serve JetStream's ``POST /v1/generate`` and gRPC ``Decode`` on 127.0.0.1 (0: a free
+            port; None: not served), into the fleet as a Service would route them
+            (:mod:`rlscale.emulator.jetstream_api`); the clock then wakes for each simulated event, not each tick.
+        scenario_traffic: play the scenario's own workload (False: only what clients send).
+        answer_timeout_s: wall seconds a served request waits for its first token, then for its end.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. Read or
     change ``sim`` only while holding ``lock``.
@@ -73,13 +79,17 @@ class Emulator:
         device_port: int | None = 0,
         labels: Mapping[str, str] | None = None,
         hpas: Iterable[Mapping[str, Any]] = (),
+        http_port: int | None = None,
+        grpc_port: int | None = None,
+        scenario_traffic: bool = True,
+        answer_timeout_s: float = 600.0,
     ) -> None:
         if not isinstance(scenario, ScenarioConfig):
             scenario = load_scenario(scenario)
         self.scenario = scenario.model_copy(update={"schedule": []})
         self.namespace = namespace
         self.lock = threading.RLock()
-        self.sim = Simulation.build(self.scenario)
+        self.sim = Simulation.build(self.scenario, None if scenario_traffic else [])
         start_epoch, start_sim = time.time(), self.sim.env.now
         self.epoch_of = lambda sim_s: start_epoch + (sim_s - start_sim)  # server-set timestamps follow the sim
         self._reserved: list[socket.socket] = []
@@ -95,13 +105,24 @@ class Emulator:
         )  # fmt: skip
         for manifest in hpas:
             self.store.create(HPAS, namespace, _with_status(manifest, self.sim.fleet.desired))
-        self.driver = RealTimeDriver(self.sim.env, self.lock, speed, on_advance=self.deployment.observe)
+        serving = http_port is not None or grpc_port is not None
+        self.driver = RealTimeDriver(self.sim.env, self.lock, speed, on_advance=self._advanced, precise=serving)
+        self.clients = ClientTraffic(self.sim, self.lock, self.driver)
         self.network = PodNetwork(self._scrapeable, self._render, self.metrics_port, self.device_port, self._publish)
+        self.http: JetStreamHTTPServer | None = None
+        self.grpc: Any = None
+        self.grpc_port: int | None = None
         try:
             self.api = ApiServer(("127.0.0.1", api_port), KubeApi(self.deployment, self.store, self.lock, self.faults))
+            if http_port is not None:
+                self.http = JetStreamHTTPServer(("127.0.0.1", http_port), self.clients, answer_timeout_s)
+            if grpc_port is not None:
+                self.grpc, self.grpc_port = grpc_server(f"127.0.0.1:{grpc_port}", self.clients, answer_timeout_s)
         except OSError:
             for sock in self._reserved:
                 sock.close()
+            if self.http is not None:
+                self.http.server_close()
             raise
         self._started = self._stopped = False
 
@@ -120,6 +141,10 @@ class Emulator:
         self.network.start()
         self._publish(self.network.listening)
         self.driver.start()
+        if self.http is not None:
+            self.http.start()
+        if self.grpc is not None:
+            self.grpc.start()
         return self
 
     def stop(self) -> None:
@@ -127,12 +152,18 @@ class Emulator:
         if self._stopped:
             return
         self._stopped = True
+        if self.grpc is not None:
+            self.grpc.stop(grace=None)
         self.driver.stop()
         if self._started:
+            if self.http is not None:
+                self.http.stop()
             self.network.stop()
             self.api.stop()
         else:
             self.api.server_close()
+            if self.http is not None:
+                self.http.server_close()
         for sock in self._reserved:
             sock.close()
         if self._started:
@@ -148,6 +179,16 @@ class Emulator:
     @property
     def api_url(self) -> str:
         return self.api.url
+
+    @property
+    def http_url(self) -> str | None:
+        """JetStream's HTTP server (``POST /v1/generate``), if served."""
+        return self.http.url if self.http is not None else None
+
+    @property
+    def grpc_target(self) -> str | None:
+        """JetStream's gRPC server (``host:port``), if served."""
+        return f"127.0.0.1:{self.grpc_port}" if self.grpc_port is not None else None
 
     @property
     def targets_file(self) -> Path | None:
@@ -208,6 +249,11 @@ class Emulator:
             "current-context": name,
         }
         return yaml.safe_dump(config, sort_keys=False)
+
+    def _advanced(self) -> None:
+        """After each advance of the clock (holding the lock): the API's view, then the clients' answers."""
+        self.deployment.observe()
+        self.clients.observe()
 
     # ---- callbacks of the pod network ----------------------------------------------------------
     def _scrapeable(self) -> dict[str, str]:
