@@ -206,7 +206,8 @@ class JetStreamEnv(gym.Env):
         self.loop = ControlLoop(_Actions(self.sync_period_s), self.safety, fallback,
                                 reads=(OBSERVED_GAUGES, OBSERVED_EXTERNAL))  # fmt: skip
         self.sim.loop = self.loop
-        return self.observe(self.sim.state()), {"replicas": self.sim.fleet.desired}
+        self._state = self.sim.state()  # what the agent observed: the next step decides on it (no time passes between)
+        return self.observe(self._state), {"replicas": self.sim.fleet.desired}
 
     def _member(self, options: dict[str, Any] | None, drawn: int) -> int:
         if not options:
@@ -239,7 +240,7 @@ class JetStreamEnv(gym.Env):
         if self.sim is None:
             raise RuntimeError("call reset() before step()")
         sim, fleet = self.sim, self.sim.fleet
-        state = sim.state()
+        state = self._state
         before = fleet.desired
         baseline = self._baseline.recommend(state) if self._baseline is not None else None
         desired = self.actions.replicas(int(action), state.spec_replicas, baseline)
@@ -277,7 +278,7 @@ class JetStreamEnv(gym.Env):
         truncated = end >= self.episode.duration_s
         if truncated:
             info["episode_kpis"] = sim.kpis().as_dict()
-        after = sim.state()
+        after = self._state = sim.state()
         info["ready"] = sum(p.ready for p in after.pods)
         return self.observe(after), float(sum(terms.values())), False, truncated, info
 
