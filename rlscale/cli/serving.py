@@ -84,11 +84,27 @@ def calibrate(
     write: Annotated[bool, typer.Option(help="Write the fitted values to the catalog (fitted.yaml).")] = False,
     report: Annotated[Path | None, typer.Option(help="Also save the report (Markdown) here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Save a predicted-vs-measured plot (PNG) here.")] = None,
+    source: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="Fit a deployment instead: a load test's folder (rlscale loadtest); repeat for the same deployment at "
+            "other batch sizes. Writes hardware.yaml, pod.yaml and scenario.yaml to --out.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="With --from: where the fitted files go (default: <first folder>/calibration).")
+    ] = None,
 ) -> None:
-    """Fit the step-time model to the measured GPU profile and published TPU figures; report every point."""
+    """Fit the step-time model to the measured GPU profile and published TPU figures; report every point. With
+    --from, fit a deployment's parameters to what load tests measured, and say which the data identified."""
     from importlib import resources
 
     from rlscale.serving import calibration as cal
+
+    if source:
+        _calibrate_deployment(source, out or source[0] / "calibration", report)
+        return
 
     results = [cal.fit_set(name) for name in cal.calibration_sets()]
     lines = ["# Step-time calibration", ""]
@@ -117,6 +133,23 @@ def calibrate(
         target = resources.files("rlscale.specs").joinpath("catalog", "fitted.yaml")
         Path(str(target)).write_text(cal.fitted_yaml(results))
         typer.echo(f"wrote {target}")
+
+
+def _calibrate_deployment(folders: list[Path], out: Path, report: Path | None) -> None:
+    from rlscale.loadtest import fit as deployment_fit
+
+    try:
+        fitted = deployment_fit.calibrate(folders)
+        replays = [deployment_fit.replay_percentiles(fitted, steps) for steps in fitted.steps]
+    except (SpecError, ValueError, OSError) as exc:
+        _fail(exc)
+    text = "\n".join(deployment_fit.report_lines(fitted, replays))
+    files = deployment_fit.write_outputs(fitted, out)
+    (out / "calibration.md").write_text(text + "\n")
+    if report:
+        report.write_text(text + "\n")
+    typer.echo(text)
+    typer.echo(f"wrote {', '.join(str(f) for f in files)} (name them: --hardware {files[0]}, --scenario {files[2]})")
 
 
 @app.command()

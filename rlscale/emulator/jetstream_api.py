@@ -6,8 +6,8 @@ its answer is streamed back as the simulated pod produces it: the first token wh
 when its last decode step ends, each at the wall time of its simulated time. Token by token pacing is not
 emulated: the pod advances decode in closed form, so the steps between the first and the last token have no
 events of their own (a client's TTFT, TPOT and end-to-end latency are exact; its inter-token gaps are not).
-A request the fleet fails (no Ready pod in time, an OOM) ends its stream with an error: HTTP 500 before the
-first token or a cut stream after it, gRPC ``UNAVAILABLE``.
+A request the fleet fails (no Ready pod in time, an OOM) ends its stream with an error: the HTTP stream is cut
+(its headers went out on arrival, as upstream's do), the gRPC stream ends ``UNAVAILABLE``.
 
 Lengths: a ``token_content`` prompt is as long as its ids; a ``text_content`` prompt counts one token per
 whitespace-separated word (the emulator has no tokenizer). The answer is ``max_tokens`` long, as an engine that
@@ -147,6 +147,7 @@ class JetStreamHTTPServer(QuietHTTPServer):
 
     def __init__(self, address: tuple[str, int], traffic: ClientTraffic, timeout_s: float) -> None:
         self.traffic, self.answer_timeout_s = traffic, timeout_s
+        protocol.stubs()  # compiled now, not on the first request (hundreds of ms)
         super().__init__(address, _GenerateHandler)
 
     @property
@@ -165,6 +166,7 @@ class JetStreamHTTPServer(QuietHTTPServer):
 class _GenerateHandler(BaseHTTPRequestHandler):
     server: JetStreamHTTPServer
     protocol_version = "HTTP/1.1"  # chunked streaming, keep-alive as uvicorn
+    disable_nagle_algorithm = True  # each chunk leaves when written: Nagle held one back for the previous one's ACK
 
     def do_GET(self) -> None:
         if self.path == protocol.HEALTH_PATH:
@@ -186,20 +188,16 @@ class _GenerateHandler(BaseHTTPRequestHandler):
             return
         traffic = self.server.traffic
         chunks = traffic.stream(traffic.submit(token_ids, text, max_tokens), self.server.answer_timeout_s)
-        try:
-            first = next(chunks)
-        except (RequestFailed, TimeoutError) as exc:
-            self._json(500, {"detail": str(exc)})
-            return
+        # headers at once, as upstream's StreamingResponse sends them before its first item: the first token then
+        # arrives as a chunk like every other, so a client's first-token and last-token times are alike
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            self._chunk(first)
             for tokens in chunks:
                 self._chunk(tokens)
-        except (RequestFailed, TimeoutError) as exc:  # after the first token: the stream is cut, as a dying server's
+        except (RequestFailed, TimeoutError) as exc:  # the stream is cut, as a failing server's is
             log.info("generate: %s", exc)
             self.close_connection = True
             return
@@ -209,7 +207,7 @@ class _GenerateHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def _chunk(self, tokens: tuple[list[int], str | None]) -> None:
-        data = protocol.response_json(protocol.stream_response(*tokens)).encode()
+        data = protocol.stream_json(*tokens).encode()
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 

@@ -106,6 +106,17 @@ def response_json(response: Any) -> str:
     return MessageToJson(response)
 
 
+def stream_json(token_ids: list[int], text: str | None) -> str:
+    """:func:`stream_response` as the HTTP server streams it, built directly: the object ``MessageToJson`` gives
+    (``streamContent.samples[].text``/``tokenIds``) without its indentation. json's C encoder is 10-50x faster than
+    protobuf's JSON printer, whose cost grew with the answer's length and so delayed a long answer's last chunk
+    more than its first (a bias a calibration reads as device time)."""
+    sample: dict[str, Any] = {"text": text} if text else {}
+    if token_ids:
+        sample["tokenIds"] = token_ids
+    return json.dumps({"streamContent": {"samples": [sample]}}, separators=(",", ":"))
+
+
 def json_objects(chunks: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
     """Split ``/v1/generate``'s body, JSON objects concatenated without a separator, as its chunks arrive."""
     decoder = json.JSONDecoder()

@@ -213,7 +213,7 @@ def main(folder: Path) -> int:
             raise StopUser()
 
         def one(self, rid: int, prompt: int, output: int) -> None:
-            state = {"sent": time.monotonic(), "first": None, "tokens": 0}
+            state = {"sent": time.monotonic(), "first": None, "last": None, "tokens": 0}
             run.in_flight[rid] = state
             outcome, failure = "completed", ""
             try:
@@ -227,7 +227,10 @@ def main(folder: Path) -> int:
                 outcome, failure = "failed", f"{type(exc).__name__}: {exc}"[:300]
             finally:
                 run.in_flight.pop(rid, None)
-                done = time.monotonic() if outcome != "unfinished" else None
+                # completed: when its last token arrived (not when the stream closed, nor after Locust's bookkeeping)
+                done = (
+                    None if outcome == "unfinished" else state["last"] if outcome == "completed" else time.monotonic()
+                )
                 run.recorder.row(rid, state["sent"], prompt, output, state["tokens"], state["first"], done, outcome,
                                  failure)  # fmt: skip
                 self._event("E2E", state, done, failure or None if outcome != "unfinished" else None)
@@ -255,9 +258,12 @@ def main(folder: Path) -> int:
                 self._tokens(state, protocol.tokens_in(response))
 
         def _tokens(self, state: dict[str, Any], count: int) -> None:
-            if count and state["first"] is None:
-                state["first"] = time.monotonic()
-                self._event("TTFT", state, state["first"], None)
+            if not count:
+                return
+            state["last"] = now = time.monotonic()
+            if state["first"] is None:
+                state["first"] = now
+                self._event("TTFT", state, now, None)
             state["tokens"] += count
 
         def _event(self, name: str, state: dict[str, Any], at: float | None, failure: str | None) -> None:
