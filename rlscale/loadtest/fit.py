@@ -195,10 +195,13 @@ def step_times(deployment: Deployment) -> StepTimes:
         raise ValueError(f"{deployment.folder}: no request the fit can read (none completed?)")
     x_mat, y = np.array(rows), np.array(rhs)
     seen = (x_mat != 0).sum(axis=0)
-    keep = [k for k in range(nb + 3) if seen[k] >= (MIN_EQUATIONS if k < nb else 1)]
+    keep = [k for k in range(nb + 3) if seen[k] >= (1 if k in (o_i, d) else MIN_EQUATIONS)]
     notes = []
     if delta not in keep:
-        notes.append("no request found the server idle: the client's own latency (network, HTTP) is not measured")
+        notes.append(
+            f"fewer than {MIN_EQUATIONS} requests found the server idle: the client's own latency (network, HTTP) is "
+            "measured by the replay instead"
+        )
     if d not in keep:
         notes.append("no decode span with a slot free throughout: the decode step is not measured")
     solution, se_all = _robust_solve(x_mat[:, keep], y, deployment.folder)
@@ -253,10 +256,10 @@ class Identification:
 
     @property
     def verdict(self) -> str:
-        if self.confounded_with and self.rel_sd < PARTLY:
-            return f"identified only with the prior's help (±{self.rel_sd:.0%})"
         if self.rel_sd < IDENTIFIED:
             return f"identified (±{self.rel_sd:.1%})"
+        if self.confounded_with and self.rel_sd < PARTLY:
+            return f"identified only with the prior's help (±{self.rel_sd:.0%})"
         if self.rel_sd < PARTLY:
             return f"partly identified (±{self.rel_sd:.0%})"
         return "not identified: stays near the catalog value"
