@@ -1,6 +1,8 @@
 # C types of rlscale/serving/pod.py for the compiled core (see rlscale/_core.py, setup.py): the pod's state as C
 # fields, and its engine's methods as C-level calls (cpdef: still callable, and overridable, from Python).
 
+cimport cython
+
 from rlscale.clock cimport _Call
 from rlscale.serving.metrics cimport PodMetrics
 from rlscale.serving.request cimport Request
@@ -38,8 +40,10 @@ cdef class JetStreamPod:
     cdef public bint _paged, _reject_long
     cdef public long _page_tokens, _max_prefill, _max_target, _generate_capacity, _transfer_capacity
     cdef public double _static_bytes, _total_bytes, _page_bytes, _kv_bytes_per_token
+    cdef public DecodeSegment _full_decode
 
     cpdef bint _prefill_ready(self)
+    @cython.locals(end=_OpEnd)
     cpdef _after(self, double delay_s, long then)
     cpdef _stop_device(self)
     cpdef _kick(self)
@@ -50,7 +54,9 @@ cdef class JetStreamPod:
     cpdef _start_prefill(self)
     cpdef _prefill_done(self)
     cpdef DecodeSegment _decode_segment(self)
+    @cython.locals(seg=_Segment)
     cpdef _start_decode(self)
+    cpdef object _steps_until_oom(self, long horizon)
     cpdef _cut_decode(self)
     cpdef _decode_done(self)
     cpdef _complete(self, Request request)

@@ -158,6 +158,11 @@ class _OpEnd(_Call):
             pod._restarted()
 
 
+def _pages(base: np.ndarray, steps: int, page: int) -> int:
+    """KV pages the active slots hold ``steps`` steps from now (``base``: each one's tokens now, plus one)."""
+    return int(np.sum(-(-(base + steps) // page)))
+
+
 class JetStreamPod:
     """A simulated JetStream server; feed it with :meth:`submit`, read it via ``metrics``."""
 
@@ -195,6 +200,8 @@ class JetStreamPod:
         self._reject_long = config.long_prompts is LongPrompts.REJECT
         self._generate_capacity = config.generate_backlog_capacity
         self._transfer_capacity = config.transfer_backlog_capacity
+        a, b = self._decode_affine[self.slots]  # a preallocated step reads every slot's whole cache, always
+        self._full_decode = DecodeSegment(a, b, float(self.slots * self._max_target), 0.0)
         self._static_bytes, self._total_bytes = self.hbm.static_bytes, self.hbm.total_bytes
         self._page_bytes, self._kv_bytes_per_token = self.hbm.page_bytes(), self.hbm.kv_bytes_per_token
         self.on_done = on_done
@@ -333,7 +340,8 @@ class JetStreamPod:
     def _after(self, delay_s: float, then: int) -> None:
         """End the current device operation after ``delay_s`` with step ``then`` (unless cancelled by bumping
         ``_op``)."""
-        end = _OpEnd(self, self._op, then)
+        end = _OpEnd.__new__(_OpEnd)  # built field by field: compiled, no argument parsing per operation
+        end.fn, end.pod, end.token, end.then = None, self, self._op, then
         if self._clocked:
             schedule(self.env, delay_s, end)
         else:  # a plain simpy Environment (unit tests): a Timeout's callback
@@ -431,8 +439,7 @@ class JetStreamPod:
         steps the whole decode state), so it is priced at batch = slots; a paged one at the active batch."""
         batch = len(self._active)
         if not self._paged:
-            a, b = self._decode_affine[self.slots]
-            return DecodeSegment(a, b, float(self.slots * self._max_target), 0.0)
+            return self._full_decode  # the same whatever the batch: priced once
         a, b = self._decode_affine[batch]
         return DecodeSegment(a, b, float(self._kv_offset + batch * self._steps), float(batch))
 
@@ -446,16 +453,12 @@ class JetStreamPod:
         if tokens_at_horizon / page + batch <= free:  # ceil adds < 1 page per slot: cannot overflow
             return None
         base = np.array([s[SLOT_REQUEST].prefill_tokens + 1 + self._steps - s[INSERT_STEP] for s in self._active])
-
-        def pages(j: int) -> int:
-            return int(np.sum(-(-(base + j) // page)))
-
-        if pages(horizon - 1) <= free:
+        if _pages(base, horizon - 1, page) <= free:
             return None
         lo, hi = 0, horizon - 1  # first j with pages(j) > free
         while lo < hi:
             mid = (lo + hi) // 2
-            lo, hi = (mid + 1, hi) if pages(mid) <= free else (lo, mid)
+            lo, hi = (mid + 1, hi) if _pages(base, mid, page) <= free else (lo, mid)
         return lo
 
     def _start_decode(self) -> None:
@@ -465,7 +468,16 @@ class JetStreamPod:
         oom_step = self._steps_until_oom(to_finish)
         steps = to_finish if oom_step is None else oom_step
         start_s = self._begin(_DECODE, decode.duration_s(steps), DECODE_DONE)
-        self._segment = _Segment(start_s, self._steps, decode, steps, oom_step)
+        seg = _Segment.__new__(_Segment)  # built field by field: compiled, no argument parsing per decode run
+        seg.start_s, seg.start_step, seg.decode, seg.steps, seg.oom_step, seg.cut = (
+            start_s,
+            self._steps,
+            decode,
+            steps,
+            oom_step,
+            False,
+        )
+        self._segment = seg
 
     def _cut_decode(self) -> None:
         """Prefill work arrived: stop after the step now running (JetStream checks between steps)."""
