@@ -6,11 +6,15 @@ pulls TensorFlow, TensorFlow Text and TensorFlow Datasets (~1 GB) besides JAX an
 pin an older protobuf than this project's; it also predates the HTTP server (``/v1/generate`` came later
 upstream). To run it, install it into an interpreter of its own and name that interpreter::
 
-    python3 -m venv /tmp/jetstream && /tmp/jetstream/bin/pip install google-jetstream
+    python3 -m venv /tmp/jetstream && /tmp/jetstream/bin/pip install google-jetstream \
+        "jax<0.6" "jaxlib<0.6" "flax<0.10.5" "orbax-checkpoint<0.11.14"
     RLSCALE_REAL_JETSTREAM=/tmp/jetstream/bin/python .venv/bin/pytest tests/test_real_jetstream.py
 
 The mock server (``jetstream.core.implementations.mock.server``, interleaved, CPU) exports no Prometheus page, so
-only the requests are checked.
+only the requests are checked; it is slow on CPU, so some requests may still be in flight when the drain ends.
+Tried here: 0.2.2 with today's JAX fails in its generate thread (``jax.tree_map`` is gone); with
+``pip install 'jax<0.6' 'jaxlib<0.6' 'flax<0.10.5' 'orbax-checkpoint<0.11.14'`` in that interpreter it serves, and
+this test passes. Its mock answers some steps with an empty sample: a response is counted as one token then.
 """
 
 from __future__ import annotations
@@ -64,8 +68,9 @@ def test_loadtest_speaks_jetstreams_own_grpc_server(tmp_path: Path) -> None:
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr
         measured = MeasuredRequests.read(out)
-        assert len(measured.arrival_s) > 5 and (measured.outcome == "completed").all(), set(measured.failure)
-        assert (measured.tokens >= 1).all() and (measured.first_token_s <= measured.done_s).all()
+        done = measured.outcome == "completed"
+        assert done.sum() >= 5 and not (measured.outcome == "failed").any(), set(measured.failure)
+        assert (measured.tokens[done] >= 1).all() and (measured.first_token_s[done] <= measured.done_s[done]).all()
     finally:
         server.terminate()
         server.wait(30)

@@ -139,15 +139,14 @@ def json_objects(chunks: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
 
 
 def tokens_in(response: dict[str, Any] | Any) -> int:
-    """Tokens one streamed response carries (its first sample's ids, else one per response with text), from the
-    JSON form (``streamContent.samples[].tokenIds``) or a ``DecodeResponse`` message."""
+    """Tokens one streamed response carries: its first sample's ids, else 1 (a step whose token the server sent
+    as text only, or withheld: google-jetstream 0.2.2's mock engine answers some steps with an empty sample), from
+    the JSON form (``streamContent.samples[].tokenIds``) or a ``DecodeResponse`` message; 0 without a sample."""
     if isinstance(response, dict):
         samples = response.get("streamContent", {}).get("samples", [])
         if not samples:
             return 0
-        ids = samples[0].get("tokenIds")
-        return len(ids) if ids else int(bool(samples[0].get("text")))
+        return len(samples[0].get("tokenIds") or ()) or 1
     if not response.HasField("stream_content") or not response.stream_content.samples:
         return 0
-    sample = response.stream_content.samples[0]
-    return len(sample.token_ids) if sample.token_ids else int(bool(sample.text))
+    return len(response.stream_content.samples[0].token_ids) or 1
