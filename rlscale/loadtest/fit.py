@@ -262,7 +262,7 @@ class Identification:
             return f"identified only with the prior's help (±{self.rel_sd:.0%})"
         if self.rel_sd < PARTLY:
             return f"partly identified (±{self.rel_sd:.0%})"
-        return "not identified: stays near the catalog value"
+        return f"not identified (±{self.rel_sd:.0%}): the prior holds it, or the data fix only a combination"
 
 
 @dataclass
