@@ -4,9 +4,13 @@ what the client saw, and the fitted model must predict the hidden one's step tim
 measured latency percentiles within 5%.
 
 What the data cannot identify is not asserted on (the report says so): with one batch size the decode step pins
-``L·o_d + (W + K·κ)/(β·e_m)`` but not its two terms apart, and the insert's fixed cost is told from the prefill's
-only by the client's sub-millisecond symmetry, so each prefill is checked with the insert that follows it (the
-device time a request's prefill costs), and the prefill alone against a looser bound.
+``L·o_d + (W + K·κ)/(β·e_m)`` but not its two terms apart. The prefill is told from the insert that follows it by
+the server's own prefill histograms the load test scraped (:mod:`rlscale.loadtest.server_prefill`), so each is
+checked on its own.
+
+The emulator runs in real time (``SPEED`` 1): the measured latencies carry this machine's scheduling jitter, and at
+3x a millisecond of wall-clock jitter is three of simulated time, 3% of a 90 ms TTFT p90 (a loaded 2-core runner
+then missed the 5% bound; at 1x the same load stays within 3%).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from rlscale.serving.step_time import RooflineStepModel
 from rlscale.specs import load_hardware, load_model
 from tests.loadtest_helpers import emulate
 
-SPEED = 3.0
+SPEED = 1.0
 HIDDEN = {  # the catalog's tpu-v5e fit, every parameter moved; calibrate never sees this file
     "mem_efficiency": 0.78,
     "decode_matmul_efficiency": 0.7,
@@ -82,7 +86,9 @@ def test_calibration_recovers_a_hidden_deployment(tmp_path: Path) -> None:
     for p in prefills:
         with_insert = fitted.prefill_ms(p.tokens) + fitted.insert_ms(p.tokens)
         assert with_insert == pytest.approx(truth.prefill_ms(p.tokens) + truth.insert_ms(p.tokens), rel=0.03), p.label
-        assert fitted.prefill_ms(p.tokens) == pytest.approx(truth.prefill_ms(p.tokens), rel=0.10), p.label
+        assert fitted.prefill_ms(p.tokens) == pytest.approx(truth.prefill_ms(p.tokens), rel=0.03), p.label
+    assert fitted.insert_ms(16) == pytest.approx(truth.insert_ms(16), rel=0.05)
+    assert any("server's own prefill times" in note for note in steps.notes)
     counts = np.array([p.equations for p in prefills], dtype=float)
     mean_fitted = np.average([fitted.prefill_ms(p.tokens) for p in prefills], weights=counts)
     mean_truth = np.average([truth.prefill_ms(p.tokens) for p in prefills], weights=counts)
@@ -90,6 +96,9 @@ def test_calibration_recovers_a_hidden_deployment(tmp_path: Path) -> None:
     identified = {i.name: i for i in fit.identification}
     assert identified["prefill_matmul_efficiency"].fitted == pytest.approx(
         HIDDEN["prefill_matmul_efficiency"], rel=0.05
+    )
+    assert identified["prefill_overhead_ms_per_layer"].fitted == pytest.approx(
+        HIDDEN["prefill_overhead_ms_per_layer"], rel=0.05
     )
     assert "not identified" in identified["decode_matmul_efficiency"].verdict  # decode never compute-bound here
 

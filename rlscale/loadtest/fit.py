@@ -17,7 +17,13 @@ stages:
    * *decoded with a slot free throughout*: ``D_i − F_i = o_i + copy(b_i) + Σ_j (pre[b_j] + o_i + copy(b_j)) +
      (n_i − 1)·d`` over the prefills ``j`` whose first token falls inside (they preempt decode), δ cancels.
 
-   Solved by least squares; each estimate has a standard error from the residuals.
+   * *the server's own prefill times* where the load test scraped its pages: between two scrapes, the growth of
+     ``jetstream_time_to_first_token``'s and ``jetstream_time_per_prefill_token``'s sums is a sum of ``pre[b]``
+     over the requests prefilled in between (:mod:`rlscale.loadtest.server_prefill`); these alone tell ``pre``
+     from ``o_i``, which the client sees only together.
+
+   Solved by Huber regression, each group (client, server) with its own residual scale; each estimate has a
+   standard error from the residuals.
 
 2. **Parameters from step times** (:func:`fit_parameters`): the roofline's efficiencies and per-layer overheads
    fitted to the step times, each weighed by its standard error, with a weak prior at the stated chip's
@@ -44,6 +50,7 @@ import yaml
 from scipy.optimize import least_squares
 
 from rlscale.loadtest.results import MeasuredRequests, read_scenario
+from rlscale.loadtest.server_prefill import NoServerPrefills, server_prefills
 from rlscale.planning.capacity import PERCENTILES
 from rlscale.scenario import ScenarioConfig
 from rlscale.serving.buckets import padded_length
@@ -64,6 +71,8 @@ MIN_EQUATIONS = 5  # a bucket seen in fewer equations gets no step-time point
 TOGETHER_S = 0.002  # answers ending closer than this (server s) ended at the same decode step
 HUBER_K = 1.345  # Huber's threshold in robust standard deviations (95% efficiency under normal noise)
 FLOOR = 1e-4  # parameters are fitted in log space; an overhead of 0 is fitted as this
+SCALE_FLOOR_S = (1e-9, 1e-5)  # the smallest residual scale of the client's / the server's equations (s)
+SCALE_ITERATIONS = 10  # rounds of re-estimating each group's scale, at most
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,12 @@ def step_times(deployment: Deployment) -> StepTimes:
     x_mat, y = np.array(rows), np.array(rhs)
     seen = (x_mat != 0).sum(axis=0)
     keep = [k for k in range(nb + 3) if seen[k] >= (1 if k in (o_i, d) else MIN_EQUATIONS)]
-    notes = []
+    prompts = np.minimum(req.prompt_tokens, pod.max_prefill_predict_length)
+    server_x, server_y, server_note = _server_rows(deployment, buckets[order], prompts[order], column, keep, nb + 3)
+    x_mat, y = np.vstack([x_mat, server_x]), np.concatenate([y, server_y])
+    kinds += ["server"] * len(server_y)
+    seen = (x_mat != 0).sum(axis=0)
+    notes = [server_note]
     if delta not in keep:
         notes.append(
             f"fewer than {MIN_EQUATIONS} requests found the server idle: the client's own latency (network, HTTP) is "
@@ -204,7 +218,8 @@ def step_times(deployment: Deployment) -> StepTimes:
         )
     if d not in keep:
         notes.append("no decode span with a slot free throughout: the decode step is not measured")
-    solution, se_all = _robust_solve(x_mat[:, keep], y, deployment.folder)
+    groups = np.array([kind == "server" for kind in kinds], dtype=int)
+    solution, se_all = _robust_solve(x_mat[:, keep], y, groups, deployment.folder)
     value = dict(zip(keep, solution, strict=True))
     se = dict(zip(keep, se_all, strict=True))
     estimates = []
@@ -222,26 +237,74 @@ def step_times(deployment: Deployment) -> StepTimes:
     estimates.append(StepEstimate("insert", "fixed cost", value[o_i] * 1e3, se[o_i] * 1e3, int(seen[o_i])))
     if delta in value:
         estimates.append(StepEstimate("client", "latency", value[delta] * 1e3, se[delta] * 1e3, int(seen[delta])))
-    counts = {kind: kinds.count(kind) for kind in ("idle", "queued", "decode")}
+    counts = {kind: kinds.count(kind) for kind in ("idle", "queued", "decode", "server")}
     return StepTimes(deployment, estimates, counts, notes)
 
 
-def _robust_solve(x_mat: np.ndarray, y: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
+def _server_rows(
+    deployment: Deployment,
+    buckets: np.ndarray,
+    prompts: np.ndarray,
+    column: dict[int, int],
+    keep: list[int],
+    width: int,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The server's prefill equations (:mod:`rlscale.loadtest.server_prefill`) as rows of stage 1's system, for
+    the requests with a first token in first-token order (their ``buckets`` and truncated ``prompts``), and a note
+    saying what they were or why there were none. An equation that involves a bucket without a column of its
+    own (too few client equations) is left out: it would charge that bucket's prefill time to the others."""
+    try:
+        server = server_prefills(deployment.folder, buckets, prompts)
+    except NoServerPrefills as why:
+        return (
+            np.zeros((0, width)),
+            np.zeros(0),
+            (
+                f"no server-side prefill times ({why}): the prefill's and the insert's fixed costs are told apart only "
+                "by the client's sub-millisecond timing"
+            ),
+        )
+    kept = set(keep)
+    usable = [e for e in server.equations if all(column[b] in kept for b in e.weights)]
+    x_mat = np.zeros((len(usable), width))
+    for row, e in zip(x_mat, usable, strict=True):
+        for b, w in e.weights.items():
+            row[column[b]] = w
+    return x_mat, np.array([e.seconds for e in usable]), server.note()
+
+
+def _robust_solve(x_mat: np.ndarray, y: np.ndarray, groups: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
     """Huber regression of ``y`` on ``x_mat`` and the standard errors of its coefficients.
 
     A client's timestamps are mostly a millisecond or two off, sometimes tens (a thread that woke late, a
     scheduler's hiccup): ordinary least squares would let the tail set the answer, Huber's loss weighs it down.
+    Rows come in ``groups`` (0: the client's equations, 1: the server's own timings) measured by different clocks,
+    so each group's residuals get their own scale (their MAD, re-estimated until it settles): the server's
+    equations, measured to microseconds, then weigh as much as they are worth instead of as much as a client's.
     """
     start, _, rank, _ = np.linalg.lstsq(x_mat, y, rcond=None)
     if rank < x_mat.shape[1]:
         raise ValueError(f"{where}: the requests cannot separate the step times (rank {rank} < {x_mat.shape[1]})")
-    residual = y - x_mat @ start
-    scale = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 1e-9)  # the residuals' MAD, s
-    fit = least_squares(lambda x: (x_mat @ x - y) / scale, start, loss="huber", f_scale=HUBER_K)
-    z = np.abs(y - x_mat @ fit.x) / scale
-    weights = np.minimum(1.0, HUBER_K / np.maximum(z, 1e-12))
-    cov = scale**2 * np.linalg.inv(x_mat.T @ (weights[:, None] * x_mat))
-    return fit.x, np.sqrt(np.diag(cov))
+    x, scale = start, np.ones(len(y))
+    for _ in range(SCALE_ITERATIONS):
+        previous, scale = scale, _group_scales(y - x_mat @ x, groups)
+        x = least_squares(lambda b, s=scale: (x_mat @ b - y) / s, x, loss="huber", f_scale=HUBER_K).x
+        if np.allclose(scale, previous, rtol=0.01):
+            break
+    z = np.abs(y - x_mat @ x) / scale
+    weights = np.minimum(1.0, HUBER_K / np.maximum(z, 1e-12)) / scale**2
+    cov = np.linalg.inv(x_mat.T @ (weights[:, None] * x_mat))
+    return x, np.sqrt(np.diag(cov))
+
+
+def _group_scales(residual: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each row's scale: its group's robust standard deviation (1.4826 MAD), floored at the group's clock's
+    resolution."""
+    scale = np.empty(len(residual))
+    for g in np.unique(groups):
+        r = residual[groups == g]
+        scale[groups == g] = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), SCALE_FLOOR_S[int(g)])
+    return scale
 
 
 @dataclass
