@@ -123,6 +123,8 @@ class TuneResult:
     best_manifest: dict | None
     trials: list[TrialResult] = field(default_factory=list)
     skipped: int = 0  # (setting, seed) runs a resumed search found stored and did not run again
+    closest: TrialResult | None = None  # no setting met the SLOs: the best attainment (then the cheapest)
+    closest_manifest: dict | None = None
 
 
 def trial_records(result: TuneResult) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -253,6 +255,9 @@ def tune(
     feasible = [t for t in result.trials if t.feasible]
     result.best = min(feasible, key=lambda t: t.cost_usd) if feasible else None
     result.best_manifest = with_values(manifest, knobs, result.best.values) if result.best else None
+    if result.best is None and result.trials:  # what a user compares with when nothing passed, said to miss
+        result.closest = min(result.trials, key=lambda t: (-t.slo_attainment, t.cost_usd))
+        result.closest_manifest = with_values(manifest, knobs, result.closest.values)
     return result
 
 
@@ -276,7 +281,8 @@ def write_outputs(
     result: TuneResult, folder: Path, agent_name: str, slo_attainment: float, title: str
 ) -> dict[str, Path]:
     """``trials.csv`` (one row per trial: the knobs, mean cost and chip-hours, worst-seed attainment, feasible),
-    ``trials.png`` and, when a setting met the SLO, ``<agent>.tuned.yaml``: the manifest to apply."""
+    ``trials.png`` and, when a setting met the SLO, ``<agent>.tuned.yaml``: the manifest to apply; when none did,
+    ``<agent>.closest.yaml``: the setting with the best worst-seed attainment, its header saying that it misses."""
     import csv
 
     import yaml
@@ -297,4 +303,12 @@ def write_outputs(
     if result.best_manifest is not None:
         files["tuned"] = folder / f"{agent_name}.tuned.yaml"
         files["tuned"].write_text(yaml.safe_dump(result.best_manifest, sort_keys=False))
+    elif result.closest_manifest is not None and result.closest is not None:
+        files["closest"] = folder / f"{agent_name}.closest.yaml"
+        header = (
+            f"# {title}: no setting met {slo_attainment:.0%} SLO attainment on every seed. This is the one closest to\n"
+            f"# it, {result.closest.slo_attainment:.2%} worst-seed attainment at ${result.closest.cost_usd:,.2f} mean "
+            "cost: it misses the objective.\n"
+        )
+        files["closest"].write_text(header + yaml.safe_dump(result.closest_manifest, sort_keys=False))
     return files

@@ -8,7 +8,7 @@ import yaml
 
 from rlscale.hpa.spec import HPASpec
 from rlscale.scenario import ScenarioConfig
-from rlscale.tuning import evaluate, knobs_for, tune, with_values
+from rlscale.tuning import evaluate, knobs_for, tune, with_values, write_outputs
 from tests.helpers import ramp_scenario
 
 with open("agents/hpa-prefill-backlog.yaml") as f:
@@ -52,10 +52,19 @@ def test_search_returns_the_cheapest_feasible_target():
     )
 
 
-def test_says_none_when_nothing_meets_the_slo():
+def test_says_none_when_nothing_meets_the_slo_and_keeps_the_closest_saying_it_misses(tmp_path):
     sc = ramp()
     result = tune(MANIFEST, sc, [0], n_trials=2, slo_attainment=1.01 - 1e-9, behaviour=False)
     assert result.best is None and result.best_manifest is None and len(result.trials) == 2
+    top = max(t.slo_attainment for t in result.trials)
+    assert result.closest is not None and result.closest.slo_attainment == top
+    files = write_outputs(result, tmp_path, "hpa-prefill-backlog", 0.99, "backlog on ramp")
+    assert "tuned" not in files  # nothing to apply as tuned
+    text = files["closest"].read_text()
+    assert "no setting met 99%" in text and "it misses the objective" in text and f"{top:.2%}" in text
+    closest = HPASpec.from_manifest(yaml.safe_load(text))
+    target = next(iter(result.closest.values.values()))
+    assert closest.metrics[0].average_value_milli == round(float(f"{target:.4g}") * 1000)  # written to 4 digits
 
 
 @pytest.mark.slow

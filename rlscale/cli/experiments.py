@@ -163,6 +163,9 @@ def tune(
             f"no setting of {agent} met {slo_attainment:.0%} SLO attainment on {sc.name} (seeds {seed_list}) "
             f"in {len(result.trials)} trials; best attainment {max(t.slo_attainment for t in result.trials):.1%}"
         )
+        if result.closest is not None:
+            settings = ", ".join(f"{k} = {v:.4g}" for k, v in result.closest.values.items())
+            typer.echo(f"  closest setting (it misses): {settings}, cost ${result.closest.cost_usd:,.2f}")
     else:
         best = result.best
         settings = ", ".join(f"{k} = {v:.4g}" for k, v in best.values.items())
