@@ -169,14 +169,15 @@ def worst_hours_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], age
     arrivals against ready pods (solid) and desired (dashed), scale events ticked along the bottom, then TTFT p99
     per interval against the SLO. Where a day-long figure shows when a policy failed, this shows how."""
     import numpy as np
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     plt = _pyplot()
     styles = agent_styles(agents)
     shown = [r for a in agents for r in records if r.agent == a and worst_hour(r.timeline, scenario.slo.ttft_p99_s)]
     ncols = min(3, max(1, len(shown)))
     nrows = math.ceil(len(shown) / ncols) if shown else 1
-    fig = plt.figure(figsize=(5.2 * ncols, 4.6 * nrows + 0.6))
-    cells = fig.subfigures(nrows, ncols, squeeze=False).flat
+    fig = plt.figure(figsize=(5.4 * ncols, 4.4 * nrows + 0.5), layout="constrained")
+    cells = fig.subfigures(nrows, ncols, squeeze=False, wspace=0.03, hspace=0.05).flat
     slo = scenario.slo.ttft_p99_s
     for panel, record in zip(cells, shown, strict=False):
         start, end = worst_hour(record.timeline, slo)
@@ -185,7 +186,10 @@ def worst_hours_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], age
         edges, style = edges_s / 60.0, styles[record.agent]
         ax_rep, ax_ttft = panel.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1.4, 1]})
         ax_rate = ax_rep.twinx()
-        ax_rate.stairs(np.array([r["arrivals"] for r in rows]) / np.diff(edges_s), edges, color="0.6", lw=1.0)
+        arrivals = np.array([r["arrivals"] for r in rows]) / np.diff(edges_s)
+        ax_rate.stairs(arrivals, edges, color="0.6", lw=1.0, baseline=None)
+        ax_rate.set_ylim(bottom=0)
+        ax_rate.tick_params(labelsize=7)
         ax_rate.set_ylabel("arrivals, req/s", color="0.45", fontsize=8)
         ax_rep.stairs([r["ready"] for r in rows], edges, color=style.color, lw=2.0, baseline=None)
         ax_rep.stairs([r["desired"] for r in rows], edges, color=style.color, lw=1.0, ls="--", baseline=None)
@@ -196,6 +200,9 @@ def worst_hours_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], age
         ax_ttft.plot(edges[1:], ttft, color=style.color, marker=style.marker, ms=3, lw=1.2)
         ax_ttft.axhline(slo, color="red", ls=":", lw=1.2)
         ax_ttft.set_yscale("log")
+        ax_ttft.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # a label within any span
+        ax_ttft.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax_ttft.yaxis.set_minor_formatter(NullFormatter())
         ax_ttft.set_ylabel("TTFT p99, s", fontsize=8)
         time_axis(ax_ttft, end - start, 60.0, "min", zoomed=True)
         for ax in (ax_rep, ax_ttft):
@@ -204,8 +211,8 @@ def worst_hours_plot(scenario: ScenarioConfig, records: Sequence[RunRecord], age
         panel.suptitle(f"{record.agent}: {clock_label(start)}–{clock_label(end)}", fontsize=10)
     seed = records[0].seed if records else scenario.seed
     fig.suptitle(
-        f"{scenario.name}, seed {seed}: each agent's worst hour (most requests in intervals over the TTFT SLO); "
-        "pods ready (solid), desired (dashed), scale events ticked, arrivals in grey",
+        f"{scenario.name}, seed {seed}: each agent's worst hour (most requests in intervals over the TTFT SLO)\n"
+        f"pods ready (solid) and desired (dashed), scale events ticked, arrivals in grey; TTFT p99, the SLO dotted red",
         fontsize=10,
     )
     fig.savefig(path, dpi=100)
