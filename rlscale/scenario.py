@@ -50,6 +50,11 @@ class RandomizationSpec(StrictModel):
 
     rate_scale: tuple[float, float] = Field((1.0, 1.0), description="Arrival rates multiplied by U(low, high).")
     initial_replicas: tuple[int, int] | None = Field(None, description="Replicas at t=0 drawn from [low, high].")
+    random_start: bool = Field(
+        False,
+        description="Production traffic only: each episode plays duration_s from a start drawn uniformly (whole "
+        "600 s windows) over the days the arrival plays, so that training sees every hour of every day.",
+    )
 
 
 class PricingSpec(StrictModel):
@@ -86,6 +91,9 @@ class ScenarioConfig(StrictModel):
         if times != sorted(times):
             raise ValueError(f"schedule: steps must be in time order, got at_s {times}")
         arrival = self.workload.arrival
+        production = self.workload.trace is None and isinstance(arrival, ServeGenSpec)
+        if self.randomization.random_start and not production:
+            raise ValueError("randomization.random_start needs production traffic (workload.arrival.process: servegen)")
         if isinstance(arrival, ServeGenSpec) and self.duration_s > arrival.played_s:
             raise ValueError(
                 f"duration_s: {self.duration_s:g} s runs past the {arrival.played_s:g} s of days {arrival.day_range} "

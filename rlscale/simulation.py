@@ -28,7 +28,7 @@ from rlscale.request_log import RequestLog
 from rlscale.scenario import ScenarioConfig
 from rlscale.serving.request import Request
 from rlscale.timeline import Timeline
-from rlscale.workload.build import request_stream
+from rlscale.workload.build import clock_origin_s, request_stream
 
 PROGRESS_CHUNKS = 100
 
@@ -91,6 +91,7 @@ class Simulation:
             status_replicas=len(fleet.live_replicas()),
             pods=fleet.pod_infos(),
             metrics=self.metrics,
+            clock_origin_s=clock_origin_s(self.scenario.workload),
         )
 
     def attach(self, autoscaler: Autoscaler | ControlLoop) -> ControlLoop:

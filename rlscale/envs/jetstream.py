@@ -22,7 +22,7 @@ from rlscale.policies.safety import SafetySpec, env_safety
 from rlscale.scenario import ScenarioConfig, load_scenario
 from rlscale.serving.request import COMPLETED, Request
 from rlscale.simulation import Simulation, price_per_chip_hour
-from rlscale.workload.build import scaled_workload
+from rlscale.workload.build import random_window, scaled_workload
 
 
 def resolve_scenario(scenario: str | Path | ScenarioConfig) -> ScenarioConfig:
@@ -116,7 +116,10 @@ class JetStreamEnv(gym.Env):
     ## Starting State
     A scenario drawn from the list, its fleet at t = 0 (replicas from ``fleet.replicas`` or drawn
     from ``randomization.initial_replicas``), arrival rates scaled by a draw
-    from ``randomization.rate_scale``, a fresh simulator seed per episode.
+    from ``randomization.rate_scale``, with ``randomization.random_start`` a
+    window of ``duration_s`` drawn from the production days the scenario
+    plays (its time of day in the time features), a fresh simulator seed per
+    episode.
 
     ## Episode End
     Truncation when the scenario's ``duration_s`` (or ``episode_s``) has been
@@ -189,8 +192,11 @@ class JetStreamEnv(gym.Env):
         sc = self.scenario = self.scenarios[self._member(options, drawn)]
         low, high = sc.randomization.rate_scale
         updates: dict[str, Any] = {"seed": int(rng.integers(2**31)), "schedule": []}
+        workload = sc.workload
+        if sc.randomization.random_start:
+            workload = updates["workload"] = random_window(workload, sc.duration_s, rng)
         if (low, high) != (1.0, 1.0):
-            updates["workload"] = scaled_workload(sc.workload, float(rng.uniform(low, high)))
+            updates["workload"] = scaled_workload(workload, float(rng.uniform(low, high)))
         if sc.randomization.initial_replicas is not None:
             lo, hi = sc.randomization.initial_replicas
             updates["fleet"] = sc.fleet.model_copy(update={"replicas": int(rng.integers(lo, hi + 1))})

@@ -18,6 +18,13 @@ class ClusterState:
     status_replicas: int  # deployments/scale .status.replicas (pods not terminating)
     pods: tuple[PodInfo, ...]  # the pods the selector matches, terminating ones included
     metrics: MetricsView
+    clock_origin_s: float = 0.0  # now_s + this = seconds since a midnight: the time of day a policy may read
+
+    @property
+    def time_of_day_s(self) -> float:
+        """Seconds since the last midnight: of the traffic's own days in simulation (a production day played from
+        16:00 reads 57600 at its start), of UTC on a cluster (the controller's clock is epoch seconds)."""
+        return (self.now_s + self.clock_origin_s) % 86_400.0
 
 
 class Autoscaler(Protocol):

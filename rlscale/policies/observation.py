@@ -35,6 +35,8 @@ FEATURES = (
     Feature("pods starting (not ready, not terminating)", "pods", 64.0),
 )
 TIME_FEATURES = (Feature("sin(2π t / period)", "1", 1.0), Feature("cos(2π t / period)", "1", 1.0))
+"""t: seconds since a midnight (``ClusterState.now_s + clock_origin_s``): with a period of a day, the time of day of
+the traffic's own days in simulation, of UTC on a cluster."""
 RATE_WINDOW_S = 60.0
 OBSERVED_GAUGES = ("jetstream_prefill_backlog_size", "jetstream_slots_used_percentage", "num_requests_waiting")
 OBSERVED_EXTERNAL = ("memory_used_percentage",)
@@ -78,6 +80,6 @@ class ObservationBuilder:
             float(len(live) - ready),
         ]
         if self.time_period_s:
-            phase = 2 * math.pi * state.now_s / self.time_period_s
+            phase = 2 * math.pi * (state.now_s + state.clock_origin_s) / self.time_period_s
             values += [math.sin(phase), math.cos(phase)]
         return np.clip(np.asarray(values, dtype=np.float32), self.low, self.high)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -118,3 +119,28 @@ def scaled_workload(spec: WorkloadSpec, factor: float) -> WorkloadSpec:
     else:
         update = {name: getattr(arrival, name) * factor for name in RATE_FIELDS[arrival.process]}
     return spec.model_copy(update={"arrival": arrival.model_copy(update=update)})
+
+
+def clock_origin_s(spec: WorkloadSpec) -> float:
+    """The time of day at which the run's time 0 falls, s after midnight: a production day played from ``start_s``
+    starts then; synthetic traffic and traces have no time of day and start at midnight (0)."""
+    arrival = spec.arrival
+    return float(arrival.start_s) if spec.trace is None and isinstance(arrival, ServeGenSpec) else 0.0
+
+
+def random_window(spec: WorkloadSpec, duration_s: float, rng: np.random.Generator) -> WorkloadSpec:
+    """The same production traffic played for ``duration_s`` from a start drawn uniformly, in whole 600 s windows,
+    over the days its arrival plays (from midnight of the first), so that episodes see every hour of every day."""
+    arrival = spec.arrival
+    if spec.trace is not None or not isinstance(arrival, ServeGenSpec):
+        raise ValueError("randomization.random_start needs production traffic (workload.arrival.process: servegen)")
+    first, last = arrival.day_range
+    span_s = (last - first + 1) * DAY_S
+    starts = int((span_s - duration_s) // WINDOW_S) + 1
+    if starts < 1:
+        raise ValueError(f"randomization.random_start: {duration_s:g} s do not fit in days {first}-{last}")
+    offset = int(rng.integers(starts)) * WINDOW_S
+    day, start = first + offset // DAY_S, offset % DAY_S
+    end_day = day + math.ceil((start + duration_s) / DAY_S) - 1
+    window = arrival.model_copy(update={"days": (day, end_day), "start_s": start})
+    return spec.model_copy(update={"arrival": window})
