@@ -1,6 +1,8 @@
 # C types of rlscale/serving/metrics.py for the compiled core (see rlscale/_core.py, setup.py): the pod's
 # observation hooks become C calls.
 
+cimport cython
+
 from rlscale.serving.request cimport Request
 
 cdef class PodMetrics:
@@ -12,3 +14,5 @@ cdef class PodMetrics:
     cpdef on_prefill_end(self, Request req)
     cpdef on_insert(self, Request req)
     cpdef on_complete(self, Request req)
+    @cython.locals(r=Request, dt=cython.double)
+    cpdef _observe_pending(self)
