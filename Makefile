@@ -21,7 +21,7 @@ $(CORE): $(STAMP) $(CORE_SRC)
 	$(BIN)/python setup.py -q build_ext --inplace
 	touch $(CORE)
 
-.PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned
+.PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned production-tune production
 setup: $(CORE)
 
 run: $(CORE)
@@ -58,3 +58,21 @@ train-smooth: $(CORE)
 # tuned HPAs, saturation, static and the oracle on held-out scenarios and seeds.
 learned-vs-tuned: $(CORE)
 	$(BIN)/rlscale compare experiments/learned-vs-tuned.yaml
+
+# Production traffic (experiments/README.md), step 1, on the training day only: the cheapest static count searched
+# on envs/production-day.yaml (seeds 0-2) and the guide's HPAs tuned on its evening (envs/production-day-tune.yaml,
+# 10 trials of 2 settings x seeds 0, 1 at a time), into runs/production/; ~65 min on 2 cores. The committed
+# agents/tuned/*.production.yaml were made from these (their headers say how). Interrupted? Run it again: --resume.
+PRODUCTION_HPAS := hpa-slots-used hpa-prefill-backlog hpa-combined hpa-hbm
+production-tune: $(CORE)
+	$(BIN)/rlscale simulate --scenario envs/production-day.yaml --agent agents/production/static.yaml \
+		--out runs/production/static-search --json
+	for agent in $(PRODUCTION_HPAS); do \
+		$(BIN)/rlscale tune --agent agents/production/$$agent.yaml --scenario envs/production-day-tune.yaml \
+			--seeds 0,1 --trials 10 --batch 2 --out runs/production/tune-$$agent --resume || exit 1; \
+	done
+
+# Step 2: every policy on the held-out day 11, seeds 10-14 (experiments/production.yaml; ~2.5 h on 2 cores).
+# Interrupted? Run it again: finished runs are kept in runs/production/compare/cells and not run twice.
+production: $(CORE)
+	$(BIN)/rlscale compare experiments/production.yaml --out runs/production/compare --resume

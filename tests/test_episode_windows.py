@@ -68,7 +68,7 @@ def test_each_episode_plays_its_own_window_and_observes_its_time_of_day() -> Non
     for seed in range(6):
         obs, _ = env.reset(seed=seed)
         arrival = env.episode.workload.arrival
-        starts.append(((arrival.days[0] - 1) * DAY + arrival.start_s))
+        starts.append((arrival.days[0] - 1) * DAY + arrival.start_s)
         phase = 2 * math.pi * arrival.start_s / DAY
         assert obs[-2:] == pytest.approx([math.sin(phase), math.cos(phase)], abs=1e-6)  # the window's hour at t=0
         assert env.episode.duration_s == 1800.0

@@ -4,15 +4,19 @@ day-long timelines that stay readable."""
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
+import yaml
 
 from rlscale.agents import load_agent
 from rlscale.data import read_extended
+from rlscale.experiments.compare import compare
+from rlscale.experiments.config import load_experiment
 from rlscale.experiments.stats import mean_ci, saving_share, saving_shares
 from rlscale.plots import scale_times, time_unit, timeline_plot, worst_hour
 from rlscale.policies.hpa import HPAPolicy
@@ -215,3 +219,69 @@ def test_a_day_long_timeline_reads_in_hours_with_a_zoom_on_its_worst_hour(tmp_pa
     week = tmp_path / "week.png"
     timeline_plot(synthetic_day(hours=24 * 5, interval_s=3600), week, "week", 2.0, 0.2)
     assert figures["week.png"].axes[-1].get_xlabel() == "time (days)"
+
+
+# ---- the experiment, on a production-shaped fixture ------------------------------------------------------------------
+TUNING_SEEDS = {0, 1, 2}  # the HPAs were tuned on seeds 0-1 of the training day, the static count searched on 0-2
+
+
+def test_the_production_experiment_evaluates_only_on_held_out_days_and_seeds():
+    experiment = load_experiment(ROOT / "experiments" / "production.yaml")
+    assert all(s.workload.arrival.split == "heldout" for s in experiment.scenarios)
+    assert len(experiment.seeds) >= 5 and TUNING_SEEDS.isdisjoint(experiment.seeds)
+    names = set(experiment.agent_names)
+    guide = {f"{hpa}.production" for hpa in ("hpa-prefill-backlog", "hpa-slots-used", "hpa-hbm", "hpa-combined")}
+    assert guide | {"kpa-prefill-backlog", "saturation", "predictive", "static.production", "oracle"} <= names
+    assert experiment.config.oracle_saving.static == "static.production"
+    for path in experiment.agent_paths:
+        text, doc = path.read_text(), read_extended(path)
+        if path.parent.name == "tuned":  # tuned or searched on the training day, and says how
+            assert "envs/production-day" in text and "heldout" not in text.split("\napiVersion")[0]
+        spec = doc.get("spec", {})
+        assert spec.get("maxReplicas", spec.get("max_replicas", 32)) == 32
+    static = read_extended(ROOT / "agents" / "tuned" / "static.production.yaml")["spec"]["replicas"]
+    assert isinstance(static, int)  # a count found before, not a search on the held-out day
+
+
+@pytest.fixture(scope="module")
+def tiny_production(tmp_path_factory):
+    """experiments/production.yaml's agents on a production-shaped fixture: held-out day 11 from 14:00 for 3.5 hours
+    (its peak at 17:30 included), its two busiest clients at 0.4% of their rate (about 2-9 req/s), two seeds."""
+    folder = tmp_path_factory.mktemp("production")
+    shipped = load_experiment(ROOT / "experiments" / "production.yaml")
+    scenario = folder / "tiny-day.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "extends": str(ROOT / "envs" / "production-day-heldout.yaml"),
+        "fleet": {"replicas": 1},
+        "workload": {"arrival": {"clients": {"top": 2}, "rate_scale": 0.004, "start_s": 50_400}},
+        "duration_s": 12_600,
+    }))  # fmt: skip
+    fields = shipped.config.model_dump(mode="json") | {
+        "name": "tiny-production", "scenarios": [str(scenario)], "agents": [str(p) for p in shipped.agent_paths],
+        "seeds": [0, 1],
+    }  # fmt: skip
+    path = folder / "tiny-production.yaml"
+    path.write_text(yaml.safe_dump(fields))
+    return shipped, compare(path, folder / "out", progress=False)
+
+
+@pytest.mark.slow
+def test_the_production_experiment_runs_and_reports_each_policys_share_of_the_oracles_saving(tiny_production):
+    shipped, comparison = tiny_production
+    assert len(comparison.records) == len(shipped.agent_names) * 2
+    report = (comparison.out / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| agent |"))
+    assert header.split(" | ")[4] == "oracle's saving %"  # after cost, chip-hours and SLO attainment
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.splitlines() if line.startswith("| ")}
+    assert rows["static.production"][4] == "0 [0, 0]"
+    results = list(csv.DictReader((comparison.out / "results.csv").open()))
+
+    def attained(agent: str) -> float:
+        return np.mean([float(r["slo_attainment"]) for r in results if r["agent"] == agent])
+
+    oracle_share = "100 [100, 100]" if attained("oracle") >= attained("static.production") else "n/a: misses"
+    assert rows["oracle"][4] == oracle_share  # the oracle too saves only at equal-or-better attainment
+    assert all(rows[a][4] != "n/a" for a in shipped.agent_names)  # a share, or why there is none
+    assert "(static.production − agent) / (static.production − oracle)" in report
+    for figure in ("timelines_tiny-day.png", "worst_hours_tiny-day.png"):
+        assert (comparison.out / figure).stat().st_size > 20_000 and f"]({figure})" in report
