@@ -56,7 +56,7 @@ def test_a_window_longer_than_the_days_is_refused() -> None:
 
 def test_the_time_of_day_is_the_traffics_own() -> None:
     evening = production(days=(2, 2), start_s=57_600)
-    assert clock_origin_s(evening.workload) == 57_600
+    assert clock_origin_s(evening.workload) == DAY + 57_600  # one clock over the record's days
     state = Simulation.build(evening).state()
     assert state.now_s == 0 and state.time_of_day_s == 57_600
     assert clock_origin_s(ScenarioConfig().workload) == 0  # synthetic traffic starts at midnight

@@ -288,6 +288,41 @@ def test_a_state_file_of_other_buckets_is_refused_naming_the_field(tmp_path):
         ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, state_path=str(path)))
 
 
+def test_an_initial_state_starts_the_run_with_the_days_before_it_and_is_never_written(tmp_path):
+    """The history of the days before a held-out day: with it, the run's first syncs already forecast the daily
+    cycle (the seasonal model, from the first sync) exactly as a policy that had run through those days would; the
+    file is read, not written; a history from after the run's start is an error naming the file."""
+    history = tmp_path / "history.json"
+    learner = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, state_path=str(history)))
+    drive(learner, wavy, 0, 2520)  # two 'days' (and a bucket) before the run
+    saved = history.read_text()
+    through = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY))
+    continuous = drive(through, wavy, 0, 3600)
+    warm = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, initial_state=str(history)))
+    assert warm.state.tier == "holt-winters"  # before its first sync
+    assert drive(warm, wavy, 2520, 3600) == continuous[2520 // 15 :]  # the run goes on as if it had run through
+    assert history.read_text() == saved  # read only
+    cold = drive(ForecastingAutoscaler(ForecastConfig(**SHORT_DAY)), wavy, 2520, 3600)
+    assert cold[:4] != continuous[2520 // 15 : 2520 // 15 + 4]  # without it, the first bucket is the floor's alone
+    early = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, initial_state=str(history)))
+    with pytest.raises(ValueError, match=rf"{history}: its history reaches bucket .* from after this run's start"):
+        drive(early, wavy, 600, 700)  # a history of later days, given to an earlier one
+    with pytest.raises(SpecError, match="initial_state: no such file"):
+        ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, initial_state=str(tmp_path / "missing.json")))
+
+
+def test_an_agent_files_initial_state_is_read_beside_it(tmp_path):
+    history = tmp_path / "agents" / "history.json"
+    history.parent.mkdir()
+    learner = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, state_path=str(history)))
+    drive(learner, wavy, 0, 2520)
+    agent = write_agent(tmp_path / "agents", capacity_per_pod_per_s=5.0, initial_state="history.json", **{
+        k: SHORT_DAY[k] for k in ("bucket_s", "season_s", "history_s", "refit_every_s", "horizon_s")
+    })  # fmt: skip
+    policy = load_agent(agent, ScenarioConfig())
+    assert policy.state.tier == "holt-winters" and policy.state_source == str(history)
+
+
 def test_the_live_controller_runs_it_and_a_restarted_controller_goes_on_with_its_history(tmp_path):
     """``rlscale controller`` on the fake API server and Prometheus: the forecaster reads the completion rate through
     PromQL's rate(), scales the Deployment to its forecast (4 req/s at 1 req/s per pod: 4 pods, where the slots-used

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -28,6 +29,8 @@ def forecasting(doc: dict[str, Any], ctx: AgentContext) -> Autoscaler:
     path, scenario, progress = ctx.path, ctx.scenario, ctx.progress
     spec = validate(ForecastFile, doc, str(path)).spec
     floor = None if spec.floor_hpa is None else load_hpa_beside(path, "spec.floor_hpa", spec.floor_hpa, scenario)
+    if spec.initial_state is not None and not Path(spec.initial_state).is_absolute():
+        spec = spec.model_copy(update={"initial_state": str(path.parent / spec.initial_state)})
     capacity, horizon, started = spec.capacity_per_pod_per_s, spec.horizon_s, time.perf_counter()
     if capacity is None or horizon == "cold-start":
         field = "spec.capacity_per_pod_per_s: null" if capacity is None else "spec.horizon_s: cold-start"

@@ -18,7 +18,7 @@ class ClusterState:
     status_replicas: int  # deployments/scale .status.replicas (pods not terminating)
     pods: tuple[PodInfo, ...]  # the pods the selector matches, terminating ones included
     metrics: MetricsView
-    clock_origin_s: float = 0.0  # now_s + this = seconds since a midnight: the time of day a policy may read
+    clock_origin_s: float = 0.0  # now_s + this: s since a midnight (the record's first, or the epoch's on a cluster)
 
     @property
     def time_of_day_s(self) -> float:

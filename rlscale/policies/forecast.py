@@ -102,6 +102,11 @@ class ForecastConfig(StrictModel):
     state_path: str | None = Field(
         None, description="JSON file of what it has learnt, written after every sync and read at start (null: none)."
     )
+    initial_state: str | None = Field(
+        None,
+        description="A state file read at start when state_path has none yet, never written: what it learnt before "
+        "the run (the days before a held-out day; relative to the agent file). Its history must end before the run.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ForecastConfig:
@@ -122,6 +127,12 @@ class ForecastConfig(StrictModel):
         if isinstance(self.horizon_s, float | int) and not self.horizon_s > 0:
             raise ValueError(f"horizon_s must be > 0 or 'cold-start', got {self.horizon_s}")
         return self
+
+
+def clock_s(state: ClusterState) -> float:
+    """The policy's clock: continuous across runs of consecutive days (a held-out day goes on from the history of
+    the days before it), epoch seconds on a cluster."""
+    return state.now_s + state.clock_origin_s
 
 
 class ForecastState(BaseModel):
@@ -175,7 +186,15 @@ class ForecastingAutoscaler:
         self.refit_buckets = math.ceil(config.refit_every_s / config.bucket_s - 1e-9)
         self.history_buckets = math.ceil(config.history_s / config.bucket_s - 1e-9)
         self.state_path = Path(config.state_path) if config.state_path is not None else None
-        self.state = self._load() or ForecastState(bucket_s=config.bucket_s, season_s=config.season_s)
+        initial = Path(config.initial_state) if config.initial_state is not None else None
+        self.state = (
+            self._load(self.state_path, "state_path")
+            or self._load(initial, "initial_state")
+            or ForecastState(bucket_s=config.bucket_s, season_s=config.season_s)
+        )
+        self.state_source = next(
+            (str(p) for p in (self.state_path, initial) if p is not None and p.exists()), None
+        )  # where the history came from, for the time check at the first sync
         self.refits, self.model_s = 0, 0.0  # refits made and seconds spent in statsmodels, for the run's record
         self._path: tuple[tuple[int, int], np.ndarray] | None = None  # (history's first bucket and length, forecast)
 
@@ -194,7 +213,13 @@ class ForecastingAutoscaler:
         """One sample of the fleet's completion rate and waiting requests into the open bucket; the buckets before
         it close."""
         c, s = self.config, self.state
-        bucket = math.floor(state.now_s / c.bucket_s + 1e-9)
+        bucket = math.floor(clock_s(state) / c.bucket_s + 1e-9)
+        if s.open_bucket is not None and bucket < s.open_bucket:
+            raise ValueError(
+                f"{self.state_source or 'forecast state'}: its history reaches bucket {s.open_bucket} "
+                f"(t = {s.open_bucket * c.bucket_s:g} s) but this sync is at t = {clock_s(state):g} s: the state "
+                "file is from after this run's start (another day, another clock); give the days before it"
+            )
         if s.open_bucket is not None and bucket > s.open_bucket:
             self._close()
         s.open_bucket = bucket
@@ -281,7 +306,8 @@ class ForecastingAutoscaler:
     def recommend(self, state: ClusterState) -> int | None:
         c = self.config
         self.observe(state)
-        proposals = [self.forecast_replicas(state.now_s)]
+        now = clock_s(state)
+        proposals = [self.forecast_replicas(now)]
         if self.floor is not None:
             proposals.append(self.floor.recommend(state))
         known = [p for p in proposals if p is not None]
@@ -289,8 +315,8 @@ class ForecastingAutoscaler:
         if known:
             desired = min(max(max(known), c.min_replicas), c.max_replicas)
             window = [TimestampedRecommendation(n, t) for n, t in self.state.recent]
-            out = stabilize_recommendation(window, desired, state.now_s, c.scale_down_stabilization_s)
-            cutoff = state.now_s - c.scale_down_stabilization_s
+            out = stabilize_recommendation(window, desired, now, c.scale_down_stabilization_s)
+            cutoff = now - c.scale_down_stabilization_s
             self.state.recent = [(r.recommendation, r.timestamp_s) for r in window if r.timestamp_s >= cutoff]
         if self.state_path is not None:
             try:
@@ -326,14 +352,15 @@ class ForecastingAutoscaler:
             os.fsync(out.fileno())
         os.replace(out.name, path)
 
-    def _load(self) -> ForecastState | None:
-        path = self.state_path
+    def _load(self, path: Path | None, field: str) -> ForecastState | None:
         if path is None or not path.exists():
+            if field == "initial_state" and path is not None:
+                raise SpecError(f"{path}: initial_state: no such file")
             return None
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise SpecError(f"{path}: state_path: not a readable JSON file ({exc})") from exc
+            raise SpecError(f"{path}: {field}: not a readable JSON file ({exc})") from exc
         state = validate(ForecastState, doc, str(path))
         c = self.config
         for name in ("bucket_s", "season_s"):

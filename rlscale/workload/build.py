@@ -122,10 +122,13 @@ def scaled_workload(spec: WorkloadSpec, factor: float) -> WorkloadSpec:
 
 
 def clock_origin_s(spec: WorkloadSpec) -> float:
-    """The time of day at which the run's time 0 falls, s after midnight: a production day played from ``start_s``
-    starts then; synthetic traffic and traces have no time of day and start at midnight (0)."""
+    """Where the run's time 0 falls, s after midnight of the record's first day: production traffic played from day
+    ``d`` at ``start_s`` starts at ``(d - 1)·86400 + start_s`` (so that consecutive days' runs share one clock and
+    the time of day is its remainder); synthetic traffic and traces start at a midnight (0)."""
     arrival = spec.arrival
-    return float(arrival.start_s) if spec.trace is None and isinstance(arrival, ServeGenSpec) else 0.0
+    if spec.trace is not None or not isinstance(arrival, ServeGenSpec):
+        return 0.0
+    return float((arrival.day_range[0] - 1) * DAY_S + arrival.start_s)
 
 
 def random_window(spec: WorkloadSpec, duration_s: float, rng: np.random.Generator) -> WorkloadSpec:
