@@ -60,13 +60,18 @@ learned-vs-tuned: $(CORE)
 	$(BIN)/rlscale compare experiments/learned-vs-tuned.yaml
 
 # Production traffic (experiments/README.md), step 1, on the training day only: the cheapest static count searched
-# on envs/production-day.yaml (seeds 0-2) and the guide's HPAs tuned on its evening (envs/production-day-tune.yaml,
+# on envs/production-day.yaml (seeds 0-2), the forecaster's history of days 9-10 (envs/production-history.yaml),
+# and the guide's HPAs tuned on its evening (envs/production-day-tune.yaml,
 # 10 trials of 2 settings x seeds 0, 1 at a time), into runs/production/; ~65 min on 2 cores. The committed
 # agents/tuned/*.production.yaml were made from these (their headers say how). Interrupted? Run it again: --resume.
 PRODUCTION_HPAS := hpa-slots-used hpa-prefill-backlog hpa-combined hpa-hbm
 production-tune: $(CORE)
 	$(BIN)/rlscale simulate --scenario envs/production-day.yaml --agent agents/production/static.yaml \
 		--out runs/production/static-search --json
+	rm -f runs/production/predictive-history.json  # the forecaster's history of days 9-10, learnt afresh
+	$(BIN)/rlscale simulate --scenario envs/production-history.yaml --agent agents/production/predictive-learn.yaml \
+		--out runs/production/history --json
+	cp runs/production/predictive-history.json agents/production/predictive-history.json
 	for agent in $(PRODUCTION_HPAS); do \
 		$(BIN)/rlscale tune --agent agents/production/$$agent.yaml --scenario envs/production-day-tune.yaml \
 			--seeds 0,1 --trials 10 --batch 2 --out runs/production/tune-$$agent --resume || exit 1; \
