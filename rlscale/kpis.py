@@ -92,6 +92,7 @@ class KPIs:
     fallback_decisions: int = 0  # the fallback HPA decided (policy failed or metrics partial)
     decisions_limited: int = 0  # the count asked for was clamped to the bounds or capped per step
     scale_failures: int = 0  # PATCHes of the scale subresource that failed (a scale-failure fault)
+    policy_errors: int = 0  # syncs where the policy or its fallback raised (held or fell back; a warning says why)
     chip_hours: float = 0.0
     cost_usd: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)

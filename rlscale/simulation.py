@@ -135,7 +135,8 @@ class Simulation:
         if self.request_log is not None:
             self.request_log.close(self.fleet.in_flight_requests())
         kpis = self.kpis(percentiles)
-        return RunResult(kpis, self.timeline.rows(), wall, truncation_warnings(kpis, self.scenario))
+        warnings = truncation_warnings(kpis, self.scenario) + policy_error_warnings(self.loop)
+        return RunResult(kpis, self.timeline.rows(), wall, warnings)
 
     def kpis(self, percentiles: Sequence[float] = PERCENTILES) -> KPIs:
         """The KPIs so far: ended requests as accumulated, the ones in flight judged now."""
@@ -218,6 +219,18 @@ def truncation_warnings(kpis: KPIs, scenario: ScenarioConfig) -> list[str]:
         f"{kpis.truncated_prompt_tokens} prompt tokens: latencies are those of the truncated prompts. Raise "
         "pod.max_prefill_predict_length (and max_target_length), or set pod.long_prompts: reject to count them "
         "as failed"
+    ]
+
+
+def policy_error_warnings(loop: ControlLoop | None) -> list[str]:
+    """A warning when the policy raised at some syncs: the loop held the count (or its fallback decided) there, so
+    the run measures the safety layer's answer, not the policy's."""
+    if loop is None or not loop.counts.policy_errors:
+        return []
+    c = loop.counts
+    return [
+        f"the policy raised at {c.policy_errors} of {c.decisions} syncs, which held the count or fell back instead "
+        f"(first: {c.first_error})"
     ]
 
 

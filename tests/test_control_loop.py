@@ -73,6 +73,31 @@ def test_without_faults_the_loop_passes_the_policy_through():
     assert (k.decisions_held, k.fallback_decisions, k.scale_failures) == (0, 0, 0)
 
 
+class FailsFrom(Wants):
+    """Asks for ``replicas`` until ``from_s``, then raises at every sync (a policy bug, a history of the wrong days)."""
+
+    def __init__(self, replicas: int, from_s: float) -> None:
+        super().__init__(replicas)
+        self.from_s = from_s
+
+    def recommend(self, state):
+        if state.now_s >= self.from_s:
+            raise ValueError(f"broken at {state.now_s:g} s")
+        return super().recommend(state)
+
+
+def test_a_policy_that_raises_is_held_counted_and_said_not_silently_measured():
+    loop = ControlLoop(FailsFrom(3, from_s=300.0))
+    sim, result = run(loop, scenario())
+    k = result.kpis
+    failing = int((585 - 300) // SYNC_S) + 1  # the syncs at 300, 315, ..., 585 s (the first is at 15 s)
+    assert k.policy_errors == failing and k.decisions_held == failing  # no fallback: the loop held
+    assert sim.fleet.desired == 3  # what it asked for before it broke
+    (warning,) = result.warnings
+    assert f"raised at {failing} of {k.decisions} syncs" in warning and "policy: ValueError: broken at 300 s" in warning
+    assert not run(ControlLoop(Wants(3)), scenario())[1].warnings  # a healthy policy: nothing said
+
+
 def test_an_adapter_outage_holds_every_decision_inside_it():
     outage = {"kind": "adapter-outage", "start_s": 100.0, "duration_s": 200.0}
     policy = Wants(4)

@@ -48,9 +48,12 @@ class LoopCounts:
     fallbacks: int = 0  # the fallback HPA decided
     limited: int = 0  # the count asked for was clamped or capped
     scale_failures: int = 0  # the PATCH failed; the loop is level-based, so the next sync tries again
+    policy_errors: int = 0  # syncs where the policy (or its fallback) raised instead of answering
+    first_error: str | None = None  # the first of them, as "policy: ValueError: ..."
 
     def as_kpis(self) -> dict[str, int]:
         return {
+            "policy_errors": self.policy_errors,
             "decisions": self.decisions,
             "decisions_held": self.held,
             "fallback_decisions": self.fallbacks,
@@ -135,6 +138,9 @@ class ControlLoop:
         try:
             out = policy.recommend(state)
         except Exception as exc:
+            self.counts.policy_errors += 1
+            if self.counts.first_error is None:
+                self.counts.first_error = f"{kind}: {type(exc).__name__}: {exc}"
             if self.on_error is not None:
                 self.on_error(kind, exc)
             return exc
