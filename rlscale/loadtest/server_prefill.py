@@ -84,7 +84,7 @@ class PrefillScrapes:
 
 
 @dataclass(frozen=True)
-class Interval:
+class ScrapeInterval:
     """The requests prefilled between two scrapes (positions in first-token order) and what the server measured:
     their summed prefill seconds, their summed seconds per prompt token (NaN if not exported) and their summed
     prompt tokens (NaN if not exported)."""
@@ -123,7 +123,7 @@ class ServerPrefills:
         )
 
 
-def intervals(scrapes: PrefillScrapes, requests: int) -> list[Interval]:
+def intervals(scrapes: PrefillScrapes, requests: int) -> list[ScrapeInterval]:
     """The scrape intervals with prefills in them, as positions among the ``requests`` that had a first token;
     intervals past the last such request (prefills the client never saw answered) are left out."""
     done = scrapes.count - scrapes.count[0]
@@ -135,7 +135,7 @@ def intervals(scrapes: PrefillScrapes, requests: int) -> list[Interval]:
         if hi > lo:
             diff = (scrapes.seconds[k] - scrapes.seconds[k - 1], scrapes.per_token[k] - scrapes.per_token[k - 1],
                     scrapes.tokens[k] - scrapes.tokens[k - 1])  # fmt: skip
-            out.append(Interval(range(lo, hi), *diff))
+            out.append(ScrapeInterval(range(lo, hi), *diff))
     return out
 
 
