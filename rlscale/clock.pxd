@@ -1,6 +1,8 @@
 # C types of rlscale/clock.py for the compiled core (see rlscale/_core.py, setup.py): queue entries compare their
 # order key as C fields.
 
+cimport cython
+
 cdef class _Call:
     cdef public double t
     cdef public long priority, eid
@@ -13,3 +15,13 @@ cdef class _EventEntry(_Call):
     cpdef fire(self)
 
 cpdef schedule(object env, double delay_s, _Call entry, long priority=*)
+
+@cython.locals(pos=cython.Py_ssize_t, up=cython.Py_ssize_t, parent=_Call)
+cdef _push(list queue, _Call entry)
+
+@cython.locals(last=_Call, top=_Call, n=cython.Py_ssize_t, pos=cython.Py_ssize_t, child=cython.Py_ssize_t,
+               other=cython.Py_ssize_t, up=cython.Py_ssize_t, parent=_Call, left=_Call, right=_Call)
+cdef _Call _pop(list queue)
+
+@cython.locals(entry=_Call)
+cpdef _drain(object env, list queue, double at)
