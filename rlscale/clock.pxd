@@ -16,11 +16,13 @@ cdef class _EventEntry(_Call):
 
 cpdef schedule(object env, double delay_s, _Call entry, long priority=*)
 
-@cython.locals(pos=cython.Py_ssize_t, up=cython.Py_ssize_t, parent=_Call)
 cdef _push(list queue, _Call entry)
 
+@cython.locals(up=cython.Py_ssize_t, parent=_Call)
+cdef inline _sift_up(list queue, _Call entry, Py_ssize_t pos)
+
 @cython.locals(last=_Call, top=_Call, n=cython.Py_ssize_t, pos=cython.Py_ssize_t, child=cython.Py_ssize_t,
-               other=cython.Py_ssize_t, up=cython.Py_ssize_t, parent=_Call, left=_Call, right=_Call)
+               other=cython.Py_ssize_t, left=_Call, right=_Call)
 cdef _Call _pop(list queue)
 
 @cython.locals(entry=_Call)

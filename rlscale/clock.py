@@ -78,7 +78,11 @@ def schedule(env: Clock, delay_s: float, entry: _Call, priority: int = NORMAL) -
 # total (the insertion number breaks every tie), so the entries come off in exactly heapq's order.
 def _push(queue: list, entry: _Call) -> None:
     queue.append(entry)
-    pos = len(queue) - 1
+    _sift_up(queue, entry, len(queue) - 1)
+
+
+def _sift_up(queue: list, entry: _Call, pos: int) -> None:
+    """Put ``entry`` at ``pos`` or above it, moving down the parents it comes before."""
     while pos > 0:
         up = (pos - 1) >> 1
         parent = queue[up]
@@ -107,14 +111,7 @@ def _pop(queue: list) -> _Call:
         queue[pos] = queue[child]
         pos = child
         child = 2 * pos + 1
-    while pos > 0:
-        up = (pos - 1) >> 1
-        parent = queue[up]
-        if not last.before(parent):
-            break
-        queue[pos] = parent
-        pos = up
-    queue[pos] = last
+    _sift_up(queue, last, pos)
     return top
 
 

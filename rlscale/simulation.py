@@ -46,6 +46,7 @@ class Simulation:
     done_listeners: list[Callable[[Request], None]] = field(default_factory=list)  # told after timeline and KPIs
     request_log: RequestLog | None = None
     loop: ControlLoop | None = None  # the attached policy behind its safety layer
+    clock_origin_s: float = 0.0  # where time 0 falls on the traffic's own clock (ClusterState.clock_origin_s)
 
     @property
     def faults(self) -> Faults:
@@ -68,6 +69,7 @@ class Simulation:
         metrics_rng = np.random.default_rng(metrics_seq)
         metrics = ScrapedMetrics(env, fleet.scrape_targets, scenario.metrics, metrics_rng, faults)
         sim = cls(scenario, env, fleet, metrics, timeline, tally, listeners)
+        sim.clock_origin_s = clock_origin_s(scenario.workload)
         if stream is None:
             stream = request_stream(scenario.workload, workload_seq, scenario.duration_s)
         sim._traffic(iter(stream))
@@ -91,7 +93,7 @@ class Simulation:
             status_replicas=len(fleet.live_replicas()),
             pods=fleet.pod_infos(),
             metrics=self.metrics,
-            clock_origin_s=clock_origin_s(self.scenario.workload),
+            clock_origin_s=self.clock_origin_s,
         )
 
     def attach(self, autoscaler: Autoscaler | ControlLoop) -> ControlLoop:
