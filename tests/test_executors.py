@@ -117,3 +117,29 @@ def test_resume_runs_only_the_missing_cells(local, tmp_path):
 def test_resume_needs_out(local):
     with pytest.raises(ValueError, match="--resume needs --out"):
         compare(local.experiment, resume=True, progress=False)
+
+
+def test_cell_keys_survive_a_moved_checkout(tmp_path):
+    """A comparison resumed from another clone (CI's, a colleague's) finds the cells a first one stored: keys name
+    files relative to the experiment, not where the checkout happened to lie."""
+    import shutil
+
+    from rlscale.experiments.config import load_experiment
+    from rlscale.experiments.runner import cell_keys
+
+    keys = []
+    for where in ("one", "elsewhere/two"):
+        root = tmp_path / where
+        for folder in ("envs", "agents"):
+            shutil.copytree(ROOT / folder, root / folder)
+        (root / "experiments").mkdir()
+        experiment = root / "experiments" / "x.yaml"
+        experiment.write_text(
+            yaml.safe_dump(
+                {"scenarios": ["../envs/steady.yaml"], "agents": ["../agents/hpa-slots-used.yaml"], "seeds": [3]}
+            )
+        )
+        keys.append(cell_keys(load_experiment(experiment)))
+    assert keys[0] == keys[1]
+    assert keys[0][0].spec.scenario_path == "../envs/steady.yaml"
+    assert keys[0][0].spec.agent_path == "../agents/hpa-slots-used.yaml"

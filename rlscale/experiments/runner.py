@@ -10,8 +10,9 @@ resumed sweep runs only the cells it lacks.
 
 from __future__ import annotations
 
+import os
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,27 @@ class CellKey:
 
 
 def cell_keys(experiment: Experiment) -> list[CellKey]:
-    """The keys of ``run_specs(experiment)``, in the same order."""
+    """The keys of ``run_specs(experiment)``, in the same order. Their files are named relative to the experiment
+    file's folder, so a checkout moved or cloned elsewhere still finds its finished cells."""
     names = [(s, a) for s in experiment.scenario_names for a in experiment.agent_names for _ in experiment.seeds]
-    specs = run_specs(experiment)
+    base = experiment.path.resolve().parent
+    specs = [
+        replace(
+            spec,
+            scenario_path=_relative(spec.scenario_path, base),
+            agent_path=_relative(spec.agent_path, base),
+        )
+        for spec in run_specs(experiment)
+    ]
     return [CellKey(experiment.name, s, a, spec) for (s, a), spec in zip(names, specs, strict=True)]
+
+
+def _relative(path: str, base: Path) -> str:
+    """``path`` relative to ``base`` (with ``..`` where needed), in POSIX form; unchanged on another drive."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), base)).as_posix()
+    except ValueError:  # Windows: another drive has no relative path
+        return path
 
 
 def run_experiment(
