@@ -14,7 +14,12 @@ cdef class _EventEntry(_Call):
     cdef public object event
     cpdef fire(self)
 
-cpdef schedule(object env, double delay_s, _Call entry, long priority=*)
+cdef class ClockCore:
+    cdef public double now
+    cdef public long eid
+    cdef public list queue
+
+cpdef schedule(ClockCore core, double delay_s, _Call entry, long priority=*)
 
 cdef _push(list queue, _Call entry)
 
@@ -25,5 +30,5 @@ cdef inline _sift_up(list queue, _Call entry, Py_ssize_t pos)
                other=cython.Py_ssize_t, left=_Call, right=_Call)
 cdef _Call _pop(list queue)
 
-@cython.locals(entry=_Call)
-cpdef _drain(object env, list queue, double at)
+@cython.locals(entry=_Call, queue=list)
+cpdef _drain(ClockCore core, double at)

@@ -175,11 +175,12 @@ class _Traffic:
 
     def __init__(self, env: Clock, fleet: Fleet, tally: KPIAccumulator, timeline: Timeline, stream) -> None:
         self.env, self.fleet, self.tally, self.timeline = env, fleet, tally, timeline
+        self.clock = env.core
         self.upcoming = enumerate(stream)
 
     def next(self) -> None:
         for i, (t, prompt, output) in self.upcoming:
-            schedule(self.env, t - self.env._now, _Arrival(self, Request(i, t, prompt, output)))
+            schedule(self.clock, t - self.clock.now, _Arrival(self, Request(i, t, prompt, output)))
             return
 
     def arrive(self, request: Request) -> None:

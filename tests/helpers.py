@@ -3,8 +3,7 @@ work; a ramp scenario for tuning."""
 
 from __future__ import annotations
 
-import simpy
-
+from rlscale.clock import Clock
 from rlscale.scenario import ScenarioConfig
 from rlscale.serving.config import PodConfig
 from rlscale.serving.pod import JetStreamPod
@@ -13,7 +12,7 @@ from rlscale.serving.request import Request
 
 class PodHarness:
     def __init__(self, **config) -> None:
-        self.env = simpy.Environment()
+        self.env = Clock()
         self.pod = JetStreamPod(self.env, "pod-0", PodConfig(**config))
         self.requests: list[Request] = []
         self.submitted: list[Request] = []

@@ -42,3 +42,22 @@ def test_until_must_be_in_the_future():
     env.run(until=2.0)
     with pytest.raises(ValueError, match="must be greater"):
         env.run(until=1.0)
+
+
+def test_the_core_is_simpys_clock_too():
+    """simpy's code (``env.now``, ``run(until=event)``, ``peek``) and the compiled hot path (``env.core``) read one
+    time and one queue: an event scheduled through either fires in the other's order."""
+    env = Clock(initial_time=10)
+    assert env.now == env.core.now == 10.0
+    done = env.timeout(2.0)
+    call_later(env, 1.0, lambda: None)
+    assert env.peek() == 11.0 and len(env.core.queue) == 2
+    env.run(until=done)
+    assert env.now == env.core.now == 12.0
+
+
+def test_a_pod_refuses_a_plain_simpy_environment():
+    from rlscale.serving.pod import JetStreamPod
+
+    with pytest.raises(TypeError, match=r"rlscale\.clock\.Clock"):
+        JetStreamPod(simpy.Environment(), "pod-0")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlscale.clock import Clock
 from rlscale.cluster.config import DelaySpec, FleetConfig, LifecycleConfig
 from rlscale.cluster.fleet import Fleet, Phase
 from rlscale.serving.config import PodConfig
@@ -21,7 +21,7 @@ WARM_START_S = 60.0 + WEIGHT_LOAD_S + WARMUP_S  # image pull + load + warm-up
 
 class FleetHarness:
     def __init__(self, provisioning_s: float = 200.0, **fleet) -> None:
-        self.env = simpy.Environment()
+        self.env = Clock()
         life = LifecycleConfig(node_provisioning=DelaySpec(kind="fixed", seconds=provisioning_s),
                                **fleet.pop("lifecycle", {}))  # fmt: skip
         self.done: list[Request] = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import simpy
 
+from rlscale.clock import Clock
 from rlscale.metrics.config import MetricsPipelineConfig
 from rlscale.metrics.pipeline import SERVER, ScrapedMetrics
 from rlscale.serving.pod import PodStatus
@@ -32,7 +32,7 @@ class FakePod:
 
 
 def pipeline(pods, **config):
-    env = simpy.Environment()
+    env = Clock()
     built = [FakePod(env, *p) for p in pods(env)]
     cfg = MetricsPipelineConfig(**config)
     return env, built, ScrapedMetrics(env, lambda: built, cfg, np.random.default_rng(0))

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import simpy
 
+from rlscale.clock import Clock
 from rlscale.serving.pod import JetStreamPod
 from rlscale.serving.request import Request, RequestState
 
@@ -24,7 +24,7 @@ N_REQUESTS = 120_000
 
 @pytest.fixture(scope="module")
 def md1_run():
-    env = simpy.Environment()
+    env = Clock()
     pod = JetStreamPod(env, "md1")
     service_s = (pod.step_model.prefill_ms(256) + pod.step_model.insert_ms(256)) / 1e3
     rate = RHO / service_s

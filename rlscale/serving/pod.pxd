@@ -3,7 +3,7 @@
 
 cimport cython
 
-from rlscale.clock cimport _Call
+from rlscale.clock cimport ClockCore, _Call
 from rlscale.serving.metrics cimport PodMetrics
 from rlscale.serving.request cimport Request
 
@@ -31,7 +31,7 @@ cdef class JetStreamPod:
     cdef public PodMetrics metrics
     cdef public long slots
     cdef public object _decode_affine, _prefill_s, _insert_s, _buckets
-    cdef public bint _clocked
+    cdef public ClockCore clock
     cdef public object prefill_backlog, held, _active, _inserting
     cdef public object prefilling, _busy, _busy_since, _segment
     cdef public long _held_capacity, _steps, _kv_offset, _held_tokens, _op, _restart_count_since_reset

@@ -24,8 +24,8 @@ One device serialises everything, so the engine is a state machine on the
 simpy clock: one device operation at a time (prefill, insert, a run of decode
 steps, a restart), each ended by a simpy event whose callback picks the next
 (:meth:`JetStreamPod._kick`). Callbacks instead of a generator process keep
-the cost per event low (for the same reason the engine reads simpy's clock as ``env._now``, the value behind
-the ``env.now`` property). Decode is advanced analytically: between events the
+the cost per event low (for the same reason the engine reads the time off the clock's core, ``clock.now``, a C
+field when compiled, not simpy's ``env.now`` property). Decode is advanced analytically: between events the
 batch is constant and step time is affine in the KV tokens read, so the time
 of k steps has a closed form (:class:`DecodeSegment`) and the simulation costs
 O(events) = O(requests), never O(tokens). Inserts take no event of their own
@@ -48,9 +48,8 @@ from enum import StrEnum
 from functools import cache
 
 import numpy as np
-import simpy
 
-from rlscale.clock import Clock, _Call, call_later, schedule
+from rlscale.clock import Clock, _Call, schedule
 from rlscale.serving.buckets import prefill_buckets
 from rlscale.serving.config import KVMode, LongPrompts, PodConfig
 from rlscale.serving.hbm import HBMBudget
@@ -168,7 +167,7 @@ class JetStreamPod:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         name: str = "jetstream-0",
         config: PodConfig | None = None,
         *,
@@ -178,7 +177,12 @@ class JetStreamPod:
         on_done: Callable[[Request], None] | None = None,
         on_status: Callable[[JetStreamPod], None] | None = None,
     ) -> None:
+        if not isinstance(env, Clock):
+            raise TypeError(
+                f"a pod runs on a rlscale.clock.Clock (simpy's Environment, typed), not {type(env).__name__}"
+            )
         self.env = env
+        self.clock = env.core
         self.name = name
         self.config = config or PodConfig()
         self.model = model or load_model(self.config.model)
@@ -223,7 +227,6 @@ class JetStreamPod:
         self._inserting: list[Request] = []  # the latest inserts done at once, in order; the gauges' view of them
         self._segment: _Segment | None = None
         self._buckets = prefill_buckets(self.config.max_prefill_predict_length)
-        self._clocked = isinstance(env, Clock)
         self._restart_count_since_reset = 0
         self._last_start_s = env.now
         self.metrics = PodMetrics(self)
@@ -269,7 +272,7 @@ class JetStreamPod:
     def prefill_backlog_size(self) -> int:
         """Prompts waiting for prefill now, the next one included while the inserts before its prefill run."""
         return len(self.prefill_backlog) + (
-            self.prefilling is not None and self.prefilling.prefill_start_s > self.env._now
+            self.prefilling is not None and self.prefilling.prefill_start_s > self.clock.now
         )
 
     @property
@@ -286,7 +289,7 @@ class JetStreamPod:
 
     def busy_seconds(self) -> float:
         """Device-busy time since start (prefill, insert and decode)."""
-        running = self.env._now - self._busy_since if self._busy_since is not None else 0.0
+        running = self.clock.now - self._busy_since if self._busy_since is not None else 0.0
         return self._busy_s + running
 
     def decode_steps_done(self) -> int:
@@ -294,7 +297,7 @@ class JetStreamPod:
         seg = self._segment
         if seg is None:
             return self._steps
-        return seg.start_step + min(seg.decode.steps_within(self.env._now - seg.start_s), seg.steps)
+        return seg.start_step + min(seg.decode.steps_within(self.clock.now - seg.start_s), seg.steps)
 
     def kv_pages(self) -> int:
         """Paged mode: pages held by the active slots now (prompt + tokens generated so far)."""
@@ -310,13 +313,13 @@ class JetStreamPod:
             held_tokens += sum(r.padded_tokens for r in running)
             if self._paged:
                 pages -= sum(-(-r.prefill_tokens // self._page_tokens) for r in running)
-        if self.prefilling is not None and self.prefilling.prefill_start_s > self.env._now:
+        if self.prefilling is not None and self.prefilling.prefill_start_s > self.clock.now:
             held_tokens -= self.prefilling.padded_tokens
         return self.hbm.used_bytes(pages, held_tokens)
 
     def _inserts_running(self) -> list[Request]:
         """Requests put in a slot at once (:meth:`_insert`) whose insert still runs on the device's clock."""
-        now = self.env._now
+        now = self.clock.now
         return [r for r in self._inserting if r.insert_s > now]
 
     def _held_now(self) -> int:
@@ -342,10 +345,7 @@ class JetStreamPod:
         ``_op``)."""
         end = _OpEnd.__new__(_OpEnd)  # built field by field: compiled, no argument parsing per operation
         end.fn, end.pod, end.token, end.then = None, self, self._op, then
-        if self._clocked:
-            schedule(self.env, delay_s, end)
-        else:  # a plain simpy Environment (unit tests): a Timeout's callback
-            call_later(self.env, delay_s, end)
+        schedule(self.clock, delay_s, end)
 
     def _stop_device(self) -> None:
         self._op += 1
@@ -373,7 +373,7 @@ class JetStreamPod:
         self._busy = busy
         self._set_busy(True)
         self._after(owed + duration_s, then)
-        return self.env._now + owed
+        return self.clock.now + owed
 
     def _device_free(self) -> None:
         self._busy = None
@@ -386,9 +386,9 @@ class JetStreamPod:
 
     def _set_busy(self, busy: bool) -> None:
         if busy and self._busy_since is None:
-            self._busy_since = self.env._now
+            self._busy_since = self.clock.now
         elif not busy and self._busy_since is not None:
-            self._busy_s += self.env._now - self._busy_since
+            self._busy_s += self.clock.now - self._busy_since
             self._busy_since = None
 
     def _insert(self) -> None:
@@ -397,13 +397,13 @@ class JetStreamPod:
         request = self.held.popleft()
         self._held_tokens -= request.padded_tokens
         self._owed_s += self._insert_s(request.padded_tokens)
-        request.insert_s = self.env._now + self._owed_s
+        request.insert_s = self.clock.now + self._owed_s
         self.metrics.on_insert(request)
         if request.target_tokens <= 1:  # the prefill's token was the whole answer: done once inserted (told now)
             request.finish_s = request.insert_s
             self._complete(request)
         else:
-            if self._inserting and self._inserting[-1].insert_s <= self.env._now:
+            if self._inserting and self._inserting[-1].insert_s <= self.clock.now:
                 self._inserting.clear()  # the previous run of inserts is over
             self._inserting.append(request)
             request.state = DECODING
@@ -428,7 +428,7 @@ class JetStreamPod:
 
     def _prefill_done(self) -> None:
         request, self.prefilling, self._busy = self.prefilling, None, None
-        request.first_token_s = self.env._now
+        request.first_token_s = self.clock.now
         request.state = HELD
         self.held.append(request)
         self.metrics.on_prefill_end(request)
@@ -482,15 +482,15 @@ class JetStreamPod:
     def _cut_decode(self) -> None:
         """Prefill work arrived: stop after the step now running (JetStream checks between steps)."""
         seg = self._segment
-        if self.env._now < seg.start_s:  # still inserting: no step has begun, so none runs
+        if self.clock.now < seg.start_s:  # still inserting: no step has begun, so none runs
             done = 0
         else:
-            done = min(seg.decode.steps_within(self.env._now - seg.start_s) + 1, seg.steps)
+            done = min(seg.decode.steps_within(self.clock.now - seg.start_s) + 1, seg.steps)
         if done == seg.steps:
             return  # the run ends at that step anyway
         self._op += 1  # cancel the planned end
         seg.steps, seg.oom_step, seg.cut = done, None, True
-        self._after(seg.start_s + seg.decode.duration_s(done) - self.env._now, DECODE_DONE)
+        self._after(seg.start_s + seg.decode.duration_s(done) - self.clock.now, DECODE_DONE)
 
     def _decode_done(self) -> None:
         seg, self._segment, self._busy = self._segment, None, None
@@ -508,7 +508,7 @@ class JetStreamPod:
     # ---- outcomes -------------------------------------------------------------
     def _complete(self, request: Request) -> None:
         if math.isnan(request.finish_s):
-            request.finish_s = self.env._now
+            request.finish_s = self.clock.now
         request.state = COMPLETED
         self.completed += 1
         self.metrics.on_complete(request)
@@ -518,7 +518,7 @@ class JetStreamPod:
     def _fail(self, request: Request, why: str) -> None:
         request.state = FAILED
         request.failure = why
-        request.finish_s = self.env._now
+        request.finish_s = self.clock.now
         self.failed += 1
         if self.on_done:
             self.on_done(request)
@@ -547,7 +547,7 @@ class JetStreamPod:
         self._stop_device()
         self._set_status(_RESTARTING)
         self._fail_all("OOM: pod crashed")
-        if self.env._now - self._last_start_s >= CRASH_BACKOFF_RESET_S:
+        if self.clock.now - self._last_start_s >= CRASH_BACKOFF_RESET_S:
             self._restart_count_since_reset = 0
         backoff = min(
             self.config.crash_backoff_initial_s * 2**self._restart_count_since_reset, self.config.crash_backoff_max_s
@@ -559,7 +559,7 @@ class JetStreamPod:
     def _restarted(self) -> None:
         self._busy = None
         self.metrics.reset()  # a new server process exports fresh series
-        self._last_start_s = self.env._now
+        self._last_start_s = self.clock.now
         self._set_status(_RUNNING)
         self._kick()
 
