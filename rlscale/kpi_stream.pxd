@@ -1,5 +1,7 @@
 # C types of rlscale/kpi_stream.py for the compiled core (see rlscale/_core.py, setup.py).
 
+cimport cython
+
 from rlscale.serving.request cimport Request
 
 cdef class KPIAccumulator:
@@ -8,4 +10,5 @@ cdef class KPIAccumulator:
     cdef public long truncated_requests, truncated_prompt_tokens, capped_output_requests, capped_output_tokens
     cdef public list _done
     cpdef ended(self, Request request)
+    @cython.locals(cut=cython.long, capped=cython.long)
     cpdef _tally_cuts(self, Request request)

@@ -85,10 +85,14 @@ class KPIAccumulator:
             self._tally_cuts(request)
 
     def _tally_cuts(self, request: Request) -> None:
-        if cut := request.truncated_prompt_tokens:
+        # Request's truncated_prompt_tokens and capped_output_tokens off its C fields (a compiled property is a
+        # Python attribute lookup; this runs once per request)
+        cut = request.prompt_tokens - request.prefill_tokens if request.prefill_tokens else 0
+        capped = request.output_tokens - request.target_tokens if request.target_tokens else 0
+        if cut:
             self.truncated_requests += 1
             self.truncated_prompt_tokens += cut
-        if capped := request.capped_output_tokens:
+        if capped:
             self.capped_output_requests += 1
             self.capped_output_tokens += capped
 

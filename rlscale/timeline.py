@@ -34,13 +34,15 @@ class Timeline:
 
     def ended(self, request: Request) -> None:
         """A request left the system (completed or failed)."""
-        if request.truncated_prompt_tokens:
+        # Request's truncated_prompt_tokens, ttft_s and tpot_s, read off its C fields: compiled, a property goes
+        # through Python's attribute lookup, and this runs once per request
+        if request.prefill_tokens and request.prompt_tokens != request.prefill_tokens:
             self._truncated += 1
         if request.state is COMPLETED:
             self._completed += 1
-            self._ttft.append(request.ttft_s)
+            self._ttft.append(request.first_token_s - request.arrival_s)
             if request.target_tokens > 1:
-                self._tpot.append(request.tpot_s)
+                self._tpot.append((request.finish_s - request.first_token_s) / (request.target_tokens - 1))
         else:
             self._failed += 1
 

@@ -42,6 +42,7 @@ cdef class JetStreamPod:
     cdef public double _static_bytes, _total_bytes, _page_bytes, _kv_bytes_per_token
     cdef public DecodeSegment _full_decode
 
+    cpdef submit(self, Request request)
     cpdef bint _prefill_ready(self)
     @cython.locals(end=_OpEnd)
     cpdef _after(self, double delay_s, long then)

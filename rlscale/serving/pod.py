@@ -39,13 +39,14 @@ one-token answer, done once inserted, is reported done when its insert begins
 
 from __future__ import annotations
 
-import heapq
 import math
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from functools import cache
+from heapq import heappop, heappush
+from math import isnan
 
 import numpy as np
 
@@ -407,7 +408,7 @@ class JetStreamPod:
                 self._inserting.clear()  # the previous run of inserts is over
             self._inserting.append(request)
             request.state = DECODING
-            heapq.heappush(self._active, (self._steps + request.target_tokens - 1, request.id, self._steps, request))
+            heappush(self._active, (self._steps + request.target_tokens - 1, request.id, self._steps, request))
             self._kv_offset += request.prefill_tokens + 1 - self._steps
 
     def _start_prefill(self) -> None:
@@ -496,7 +497,7 @@ class JetStreamPod:
         seg, self._segment, self._busy = self._segment, None, None
         self._steps = seg.start_step + seg.steps
         while self._active and self._active[0][FINISH_STEP] <= self._steps:
-            finish_step, _, insert_step, request = heapq.heappop(self._active)
+            finish_step, _, insert_step, request = heappop(self._active)
             self._kv_offset -= request.prefill_tokens + 1 - insert_step
             request.finish_s = seg.start_s + seg.decode.duration_s(finish_step - seg.start_step)
             self._complete(request)
@@ -507,7 +508,7 @@ class JetStreamPod:
 
     # ---- outcomes -------------------------------------------------------------
     def _complete(self, request: Request) -> None:
-        if math.isnan(request.finish_s):
+        if isnan(request.finish_s):
             request.finish_s = self.clock.now
         request.state = COMPLETED
         self.completed += 1
