@@ -181,6 +181,10 @@ class Fleet:
         if pods:
             self.router.choose(pods).submit(request)
             return
+        self._hold_at_gateway(request)
+
+    def _hold_at_gateway(self, request: Request) -> None:
+        """No pod serves: the request waits at the gateway, until a pod is ready or its timeout."""
         self.gateway.append(request)
         self.env.timeout(self.config.gateway_timeout_s).callbacks.append(lambda _: self._gateway_timeout(request))
 
