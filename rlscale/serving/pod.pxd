@@ -7,6 +7,14 @@ from rlscale.clock cimport ClockCore, _Call
 from rlscale.serving.metrics cimport PodMetrics
 from rlscale.serving.request cimport Request
 
+cdef inline bint _slot_before(Request a, Request b)
+cdef _slot_push(list heap, Request request)
+@cython.locals(up=cython.Py_ssize_t, parent=Request)
+cdef _slot_sift_up(list heap, Request request, Py_ssize_t pos)
+@cython.locals(last=Request, top=Request, n=cython.Py_ssize_t, pos=cython.Py_ssize_t, child=cython.Py_ssize_t,
+               other=cython.Py_ssize_t, left=Request, right=Request)
+cdef Request _slot_pop(list heap)
+
 cdef double MS  # seconds per millisecond: a C constant, so step-time arithmetic stays in C
 
 cdef class DecodeSegment:
@@ -65,7 +73,7 @@ cdef class JetStreamPod:
     cpdef object _steps_until_oom(self, long horizon)
     @cython.locals(seg=_Segment, done=cython.long)
     cpdef _cut_decode(self)
-    @cython.locals(seg=_Segment, request=Request, finish_step=cython.long, insert_step=cython.long)
+    @cython.locals(seg=_Segment, request=Request)
     cpdef _decode_done(self)
     cpdef _complete(self, Request request)
     cpdef _fail(self, Request request, str why)

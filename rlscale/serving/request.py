@@ -37,6 +37,8 @@ class Request:
         self.prefill_tokens = 0  # after truncation to max_prefill_predict_length
         self.padded_tokens = 0  # the bucket actually computed
         self.target_tokens = 0  # output after the max_target_length cap
+        self.insert_step = 0  # its server's decode step count when it took a slot
+        self.finish_step = 0  # the step count at which it will have generated its last token (orders the slots)
         self.pod = ""  # the server it was routed to ("" while at the gateway)
         self.prefill_start_s = NAN
         self.first_token_s = NAN  # = prefill end: JetStream returns the first token then
