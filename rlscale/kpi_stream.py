@@ -5,12 +5,14 @@ list of requests). Latency percentiles come from a DDSketch (Masson, Rim & Lee, 
 package): every quantile it returns is within a relative error ``RELATIVE_ACCURACY`` (0.5%) of a value between the
 two order statistics that bracket it, whatever the distribution, in memory logarithmic in the range of values.
 
-Ended requests are buffered and folded in blocks of ``BLOCK``: one numpy pass computes TTFT, TPOT and latency, the
-SLO checks and the sketches' bucket keys, so the per-request cost on the simulator's hot path is a list append.
+Each ended request is judged against the SLO as it ends (counts, in C when compiled: a control step reads them
+between any two requests), and its TTFT, TPOT and latency are buffered and folded into the sketches in blocks of
+``BLOCK``, one numpy pass each, so the per-request cost on the simulator's hot path is a few comparisons and stores.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -62,6 +64,8 @@ class KPIAccumulator:
 
     def __init__(self, slo: SLO, relative_accuracy: float = RELATIVE_ACCURACY) -> None:
         self.slo = slo
+        self._ttft_slo_s, self._tpot_slo_s = slo.ttft_s, slo.tpot_s
+        self._e2e_slo_s = slo.e2e_s if slo.e2e_s is not None else math.inf
         self.arrived = self.completed = self.failed = 0
         self.failures: Counter[str] = Counter()
         self.output_tokens = 0
@@ -69,20 +73,45 @@ class KPIAccumulator:
         self.truncated_requests = self.truncated_prompt_tokens = 0
         self.capped_output_requests = self.capped_output_tokens = 0
         self.ttft, self.tpot, self.latency = (QuantileSketch(relative_accuracy) for _ in range(3))
-        self._done: list[float] = []  # (arrival, first token, finish, output tokens) of each completed one, flat
+        # the latencies of the completed requests not yet in the sketches (TPOT: of those with more than one token)
+        self._ttft_buf, self._tpot_buf, self._latency_buf = (np.empty(BLOCK) for _ in range(3))
+        self._buffered = self._buffered_tpot = 0
 
     # ---- the hot path ---------------------------------------------------------------------------------------------
     def ended(self, request: Request) -> None:
-        """A request completed or failed."""
+        """A request completed or failed: judged now (as :meth:`SLO.met_by`), its latencies buffered."""
         if request.state is COMPLETED:
-            self._done.extend((request.arrival_s, request.first_token_s, request.finish_s, request.target_tokens))
+            first, finish, tokens = request.first_token_s, request.finish_s, request.target_tokens
+            ttft, latency = first - request.arrival_s, finish - request.arrival_s
+            ttft_ok = ttft <= self._ttft_slo_s
+            tpot_ok = True
+            if tokens > 1:
+                tpot = (finish - first) / (tokens - 1)
+                tpot_ok = tpot <= self._tpot_slo_s
+                self._tpot_buf[self._buffered_tpot] = tpot
+                self._buffered_tpot += 1
+            e2e_ok = latency <= self._e2e_slo_s
+            self.completed += 1
+            self.output_tokens += tokens
+            self.ttft_ok += ttft_ok
+            self.tpot_ok += tpot_ok
+            self.e2e_ok += e2e_ok
+            self.all_ok += ttft_ok and tpot_ok and e2e_ok
+            self._ttft_buf[self._buffered] = ttft
+            self._latency_buf[self._buffered] = latency
+            self._buffered += 1
             self._tally_cuts(request)
-            if len(self._done) >= 4 * BLOCK:
+            if self._buffered == BLOCK:
                 self._fold()
         else:
             self.failed += 1
             self.failures[request.failure] += 1
             self._tally_cuts(request)
+
+    @property
+    def violations(self) -> int:
+        """Requests ended so far that missed an SLO or failed."""
+        return self.completed - self.all_ok + self.failed
 
     def _tally_cuts(self, request: Request) -> None:
         # Request's truncated_prompt_tokens and capped_output_tokens off its C fields (a compiled property is a
@@ -97,28 +126,13 @@ class KPIAccumulator:
             self.capped_output_tokens += capped
 
     def _fold(self) -> None:
-        """Fold the buffered completed requests into the counts and sketches, in one numpy pass."""
-        done, self._done = self._done, []
-        if not done:
-            return
-        arrival, first, finish, tokens = np.array(done, dtype=float).reshape(-1, 4).T
-        ttft, latency = first - arrival, finish - arrival
-        multi = tokens > 1
-        tpot = (finish[multi] - first[multi]) / (tokens[multi] - 1)
-        slo = self.slo
-        ttft_ok = ttft <= slo.ttft_s
-        tpot_ok = np.ones_like(ttft_ok)
-        tpot_ok[multi] = tpot <= slo.tpot_s
-        e2e_ok = latency <= slo.e2e_s if slo.e2e_s is not None else np.ones_like(ttft_ok)
-        self.completed += len(arrival)
-        self.output_tokens += int(tokens.sum())
-        self.ttft_ok += int(ttft_ok.sum())
-        self.tpot_ok += int(tpot_ok.sum())
-        self.e2e_ok += int(e2e_ok.sum())
-        self.all_ok += int((ttft_ok & tpot_ok & e2e_ok).sum())
-        self.ttft.add_many(ttft)
-        self.tpot.add_many(tpot)
-        self.latency.add_many(latency)
+        """Put the buffered latencies into the sketches, one numpy pass each."""
+        n, n_tpot = self._buffered, self._buffered_tpot
+        self._buffered = self._buffered_tpot = 0
+        if n:
+            self.ttft.add_many(np.asarray(self._ttft_buf)[:n])
+            self.tpot.add_many(np.asarray(self._tpot_buf)[:n_tpot])
+            self.latency.add_many(np.asarray(self._latency_buf)[:n])
 
     # ---- the end of the run ---------------------------------------------------------------------------------------
     def kpis(

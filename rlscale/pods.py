@@ -37,4 +37,5 @@ class PodInfo:
     deletion: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "phase", PodPhase(self.phase))
+        if type(self.phase) is not PodPhase:  # a string from the API; the simulator passes members (every sync)
+            object.__setattr__(self, "phase", PodPhase(self.phase))

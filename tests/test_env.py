@@ -118,3 +118,29 @@ def test_runs_in_sb3_subprocess_vector_envs():
         assert rewards.shape == (2,) and np.all(np.isfinite(rewards))
     finally:
         vec.close()
+
+
+def test_a_steps_counts_are_the_requests_that_ended_in_it():
+    """The reward's completed/failed/violation counts come from the run's own KPI counts: they must be exactly the
+    requests that ended during the step, judged one by one by ``SLO.met_by`` (failed ones count as violations)."""
+    from rlscale.kpis import SLO
+    from rlscale.serving.request import COMPLETED
+
+    env = make(scenario="envs/flash-crowd.yaml", episode_s=900)
+    env.reset(seed=3)
+    ended: list = []
+    env.sim.done_listeners.append(ended.append)
+    slo = env.episode.slo
+    judge = SLO(slo.ttft_p99_s, slo.tpot_p99_s, slo.e2e_s)
+    totals = np.zeros(3, dtype=int)
+    for action in [0] * 40 + [env.max_delta] * 20:  # scale down hard, then hold: misses and late requests
+        ended.clear()
+        *_, truncated, info = env.step(action)
+        done = [r for r in ended if r.state is COMPLETED]
+        assert info["completed"] == len(done)
+        assert info["failed"] == len(ended) - len(done)
+        assert info["slo_violations"] == sum(not judge.met_by(r) for r in done) + info["failed"]
+        totals += (info["completed"], info["failed"], info["slo_violations"])
+        if truncated:
+            break
+    assert totals[0] > 100 and totals[2] > 0  # the check saw both met and missed requests

@@ -120,3 +120,15 @@ def test_pipeline_over_a_real_fleet_lags_the_ground_truth():
     sim.env.run(until=420)
     seen = sim.metrics.pods_metric("jetstream_prefill_backlog_size")
     assert set(seen) == {"jetstream-0", "jetstream-1"} and min(seen.values()) > 0
+
+
+def test_the_adapters_mean_is_numpys_to_the_bit():
+    """External metrics average pods with a lean ``_mean``: it must give ``np.mean``'s value exactly (numpy sums
+    pairwise from 8 values on, so a plain running sum would differ in the last bits and could flip an HPA decision)."""
+    from rlscale.metrics.pipeline import _mean
+
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 7, 8, 9, 17, 33, 64, 130):
+        for _ in range(50):
+            values = list(rng.lognormal(20, 3, n))
+            assert float(_mean(values)) == float(np.mean(values))

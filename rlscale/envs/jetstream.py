@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +11,7 @@ from gymnasium import spaces
 
 from rlscale.agents import load_agent
 from rlscale.data import agent_file, read_extended, scenario_file
-from rlscale.kpis import SLO
+from rlscale.kpi_stream import KPIAccumulator
 from rlscale.policies.actions import ActionMap
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.control import ControlLoop
@@ -20,7 +19,6 @@ from rlscale.policies.hpa import HPAPolicy
 from rlscale.policies.observation import OBSERVED_EXTERNAL, OBSERVED_GAUGES, ObservationBuilder
 from rlscale.policies.safety import SafetySpec, env_safety
 from rlscale.scenario import ScenarioConfig, load_scenario
-from rlscale.serving.request import COMPLETED, Request
 from rlscale.simulation import Simulation, price_per_chip_hour
 from rlscale.workload.build import random_window, scaled_workload
 
@@ -34,31 +32,30 @@ def resolve_scenario(scenario: str | Path | ScenarioConfig) -> ScenarioConfig:
 
 
 class _StepTally:
-    """What ended during the current control step."""
+    """What ended during the current control step: the differences of the run's own KPI counts (the simulator judges
+    each request against the SLO as it ends), so the environment adds nothing per request."""
 
-    def __init__(self, slo: SLO) -> None:
-        self.slo = slo
-        self._ttft_s, self._tpot_s = slo.ttft_s, slo.tpot_s
-        self._e2e_s = slo.e2e_s if slo.e2e_s is not None else math.inf
+    def __init__(self, kpis: KPIAccumulator) -> None:
+        self.kpis = kpis
         self.reset()
 
     def reset(self) -> None:
-        self.completed = self.failed = self.violations = 0
+        """A step begins: count from here."""
+        k = self.kpis
+        self._completed, self._failed, self._violations = k.completed, k.failed, k.violations
 
-    def __call__(self, request: Request) -> None:
-        """Once per request: ``SLO.met_by`` written out, as the step's own cost must stay small beside the fleet's."""
-        if request.state is COMPLETED:
-            self.completed += 1
-            first, finish, tokens = request.first_token_s, request.finish_s, request.target_tokens
-            met = (
-                first - request.arrival_s <= self._ttft_s
-                and (tokens <= 1 or (finish - first) / (tokens - 1) <= self._tpot_s)
-                and finish - request.arrival_s <= self._e2e_s
-            )
-            self.violations += not met
-        else:
-            self.failed += 1
-            self.violations += 1
+    @property
+    def completed(self) -> int:
+        return self.kpis.completed - self._completed
+
+    @property
+    def failed(self) -> int:
+        return self.kpis.failed - self._failed
+
+    @property
+    def violations(self) -> int:
+        """Ended requests that missed an SLO, or failed."""
+        return self.kpis.violations - self._violations
 
 
 class JetStreamEnv(gym.Env):
@@ -202,8 +199,7 @@ class JetStreamEnv(gym.Env):
             updates["fleet"] = sc.fleet.model_copy(update={"replicas": int(rng.integers(lo, hi + 1))})
         self.episode = sc.model_copy(update=updates)
         self.sim = Simulation.build(self.episode)
-        self.tally = _StepTally(SLO(sc.slo.ttft_p99_s, sc.slo.tpot_p99_s, sc.slo.e2e_s))
-        self.sim.done_listeners.append(self.tally)
+        self.tally = _StepTally(self.sim.tally)
         self.price = price_per_chip_hour(self.episode, self.sim.fleet)
         self._chip_hours = 0.0
         if self.action_mode == "residual":

@@ -85,8 +85,9 @@ class ScrapedMetrics:
         self.series: dict[tuple[str, str], Series] = {}
         self._watched: set[str] = set()
         self.scrapes = 0
-        self._latest_key: tuple | None = None
-        self._latest: dict[str, dict[str, float]] = {}
+        self._latest: dict[str, tuple[tuple, dict[str, dict[str, float]]]] = {}  # per job: (instant, its samples)
+        self._external_key: tuple | None = None
+        self._external: float | None = None
         self._watch_new_targets()
         env.process(self._discover())
 
@@ -148,16 +149,18 @@ class ScrapedMetrics:
         return visible if frozen is None else min(visible, frozen - self.config.adapter_delay_s)
 
     def latest(self, job: str, now: float | None = None) -> dict[str, dict[str, float]]:
-        """Per pod, the newest sample visible to the adapter at ``now`` (memoised per instant: a
-        controller asks for several metrics of the same scrape)."""
+        """Per pod, the newest sample visible to the adapter at ``now`` (memoised per job and
+        instant: a controller asks for several metrics of the same scrapes)."""
         now = self.env.now if now is None else now
         if self.faults.specs and self.down_reason(now) is not None:
             return {}  # the API does not answer: nothing is visible (the loop sees the outage itself)
-        key = (job, now, self.scrapes)
-        if self._latest_key == key:
-            return self._latest
-        self._latest_key, self._latest = key, self._latest_at(job, now)
-        return self._latest
+        key = (now, self.scrapes)
+        memo = self._latest.get(job)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        latest = self._latest_at(job, now)
+        self._latest[job] = (key, latest)
+        return latest
 
     def _latest_at(self, job: str, now: float) -> dict[str, dict[str, float]]:
         visible = self._visible(now)
@@ -173,16 +176,23 @@ class ScrapedMetrics:
         return {pod: values[name] for pod, values in self.latest(job).items() if name in values}
 
     def external_metric(self, name: str) -> float | None:
-        """An ``External`` metric: an aggregate over pods, or None when no pod has a fresh sample."""
+        """An ``External`` metric: an aggregate over pods, or None when no pod has a fresh sample (memoised per
+        instant and scrape, as :meth:`latest`: the safety layer and the observation both ask each sync)."""
+        key = (name, self.env.now, self.scrapes)  # what it reads is a function of these (faults too: of the time)
+        if self._external_key != key:
+            self._external_key, self._external = key, self._external_at(name)
+        return self._external
+
+    def _external_at(self, name: str) -> float | None:
         if name == "memory_used_percentage":  # avg(memory_used) / avg(memory_total), as the ai-on-gke adapter rule
             device = self.latest(DEVICE)
             if not device:
                 return None
-            used = np.mean([v["memory_used"] for v in device.values()])
-            total = np.mean([v["memory_total"] for v in device.values()])
+            used = _mean([v["memory_used"] for v in device.values()])
+            total = _mean([v["memory_total"] for v in device.values()])
             return float(used / total)
         values = self.pods_metric(name)
-        return float(np.mean(list(values.values()))) if values else None
+        return float(_mean(list(values.values()))) if values else None
 
     def counter_rate(self, name: str, window_s: float) -> dict[str, float]:
         """Per-pod ``rate(name[window])``: increase per second between the edge samples, counter resets handled."""
@@ -205,3 +215,9 @@ class ScrapedMetrics:
 
 
 DEVICE_METRICS = DEVICE_SAMPLE_NAMES
+
+
+def _mean(values: list[float]) -> np.float64:
+    """``np.mean(values)`` to the bit (numpy's pairwise sum, then one division) without its wrapper's overhead, which
+    is most of the cost for a fleet's few values."""
+    return np.add.reduce(np.asarray(values, dtype=np.float64)) / len(values)

@@ -145,12 +145,12 @@ def assess(
     """Unavailable when none of the ``expected`` pods has a fresh sample of any per-pod gauge the policy reads;
     partial when some lacks one, or an External metric it reads is missing."""
     expected = set(expected)
-    gauges = tuple(gauges)
-    if expected and gauges and not any(expected & set(metrics.pods_metric(name)) for name in gauges):
+    reporting = {name: metrics.pods_metric(name).keys() for name in gauges}  # each asked once per sync
+    if expected and reporting and not any(expected & pods for pods in reporting.values()):
         return MetricsHealth(Health.UNAVAILABLE, f"no fresh sample for any of {len(expected)} pods")
     gaps = []
-    for name in gauges:
-        missing = expected - set(metrics.pods_metric(name))
+    for name, pods in reporting.items():
+        missing = expected - pods
         if missing:
             gaps.append(f"{name} missing for {len(missing)}/{len(expected)} pods")
     for name in external:
