@@ -77,11 +77,12 @@ def test_scale_down_removes_not_ready_first_then_newest():
     h = FleetHarness(provisioning_s=200.0, replicas=2)
     h.fleet.set_replicas(3)  # jetstream-2 is pending on a node
     h.run(1.0)
+    first, second, pending = h.fleet.replicas
     h.fleet.set_replicas(2)
-    assert [r.phase for r in h.fleet.replicas] == [Phase.READY, Phase.READY, Phase.GONE]
+    assert pending.phase is Phase.GONE and h.fleet.replicas == [first, second]  # gone: out of the fleet's list
     h.fleet.set_replicas(1)
-    assert h.fleet.replicas[1].phase in (Phase.TERMINATING, Phase.GONE)  # the newer ready pod
-    assert h.fleet.replicas[0].phase is Phase.READY
+    assert second.phase in (Phase.TERMINATING, Phase.GONE)  # the newer ready pod
+    assert first.phase is Phase.READY
     assert [(e.from_replicas, e.to_replicas) for e in h.fleet.scale_events] == [(2, 3), (3, 2), (2, 1)]
 
 
@@ -91,9 +92,10 @@ def test_a_terminating_pod_drains_then_kills_what_is_left():
     long = [h.submit_at(0.0, 200, 2000) for _ in range(4)]  # capped at 1848 tokens, ~50 s: killed
     h.at(1.0, lambda: h.fleet.set_replicas(1))
     late = [h.submit_at(2.0 + k, 200, 10) for k in range(6)]
-    h.run(200.0)
+    h.run(0.5)
     gone = h.fleet.replicas[1]
-    assert gone.phase is Phase.GONE
+    h.run(200.0)
+    assert gone.phase is Phase.GONE and gone not in h.fleet.replicas
     mine = [
         r for r in short + long if r in gone.server.prefill_backlog or r.failure or r.state is RequestState.COMPLETED
     ]
@@ -102,7 +104,7 @@ def test_a_terminating_pod_drains_then_kills_what_is_left():
     killed = [r for r in long if r.state is RequestState.FAILED]
     assert killed and all(r.failure == "terminated: grace period over" and r.finish_s == pytest.approx(31.0)
                           for r in killed)  # fmt: skip
-    assert served_by(h.fleet, "jetstream-1") == 4  # nothing new after it left the Service
+    assert gone.server.arrived == 4  # nothing new after it left the Service
     assert all(r.state is RequestState.COMPLETED for r in late)
 
 
@@ -111,9 +113,11 @@ def test_nodes_outlive_pods_and_cost_is_chip_hours_times_price():
     h.fleet.set_replicas(2)  # a node requested at t=0, ready at 100
     h.at(1000.0, lambda: h.fleet.set_replicas(1))  # idle pod: gone at once; its node idles 600 s
     h.at(1300.0, lambda: h.fleet.set_replicas(2))  # within the delay: lands on the held node, no provisioning
+    h.run(1400.0)
+    third = h.fleet.replicas[-1]
     h.at(2000.0, lambda: h.fleet.set_replicas(1))
     h.run(3600.0)
-    assert h.fleet.replicas[2].ready_s == pytest.approx(1300.0 + WARM_START_S)
+    assert third.name == "jetstream-2" and third.ready_s == pytest.approx(1300.0 + WARM_START_S)
     assert len(h.fleet.nodes.nodes) == 2
     # node 0: 0-3600 s; node 1: 0 (requested) to 2000 + 600 s
     assert h.fleet.chip_hours() == pytest.approx(8 * (3600 + 2600) / 3600)
@@ -198,3 +202,24 @@ def test_a_pod_created_and_deleted_in_one_instant_on_a_free_node_leaves_nothing_
     assert len(live) == 2
     assert all(r.phase is Phase.READY for r in live)
     assert sum(n.tenant is not None for n in h.fleet.nodes.held()) == 2
+
+
+def test_a_churning_fleet_keeps_only_its_present_pods():
+    """A policy that scales up and down all day must not make each sync walk every pod it ever had: gone replicas
+    leave the fleet's list, and their metric series leave the pipeline once no query can reach them; crash counts
+    and cost stay whole."""
+    from rlscale.scenario import ScenarioConfig
+    from rlscale.simulation import Simulation
+
+    flips = [{"at_s": 600.0 * (k + 1), "replicas": 3 if k % 2 == 0 else 1} for k in range(30)]
+    sc = ScenarioConfig.model_validate(
+        {"fleet": {"replicas": 1}, "workload": {"arrival": {"process": "poisson", "rate_per_s": 2.0}},
+         "duration_s": 600.0 * 31, "schedule": flips}
+    )  # fmt: skip
+    sim = Simulation.build(sc)
+    sim.env.run(until=sc.duration_s)
+    fleet, metrics = sim.fleet, sim.metrics
+    assert fleet._created == 1 + 15 * 2  # each flip up starts two pods
+    assert len(fleet.replicas) == 1  # the last flip was down to one; the rest are gone and out of the list
+    assert len(metrics.series) <= 2 * 3  # two jobs per pod, at most the pods still within a query's reach
+    assert len(fleet.scale_events) == 30

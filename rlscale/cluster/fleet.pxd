@@ -10,7 +10,7 @@ cdef class Fleet:
     cdef public object gateway
     cdef public list replicas, scale_events, _serving
     cdef public dict _replica_of
-    cdef public long arrived, gateway_failed, desired
+    cdef public long arrived, gateway_failed, desired, _created, _crashes_gone
     cdef public bint _serving_stale
 
     cpdef list serving_pods(self)

@@ -96,7 +96,10 @@ class Fleet:
         self.nodes = NodePool(env, life, node_rng, self.hardware.chips_per_host)
         self.router = make_router(config.routing, router_rng)
         self.on_done = on_done
-        self.replicas: list[Replica] = []  # every replica ever created, in creation order
+        self.replicas: list[Replica] = []  # the replicas not yet gone, in creation order (a churning fleet would
+        # otherwise iterate every pod it ever had at each sync)
+        self._created = 0  # replicas ever created: the next one's serial
+        self._crashes_gone = 0  # crash restarts of the replicas gone
         self._replica_of: dict[str, Replica] = {}
         self.scale_events: list[ScaleEvent] = []
         self.gateway: deque[Request] = deque()
@@ -171,7 +174,8 @@ class Fleet:
         return self.nodes.chip_hours()
 
     def crashes(self) -> int:
-        return sum(r.server.crashes for r in self.replicas if r.server is not None)
+        """Crash restarts so far, of every replica ever created."""
+        return self._crashes_gone + sum(r.server.crashes for r in self.replicas if r.server is not None)
 
     # ---- traffic ---------------------------------------------------------------
     def submit(self, request: Request) -> None:
@@ -208,7 +212,8 @@ class Fleet:
 
     # ---- lifecycle ---------------------------------------------------------------
     def _new_replica(self) -> Replica:
-        serial = len(self.replicas)
+        serial = self._created
+        self._created += 1
         replica = Replica(f"{self.name}-{serial}", serial, self.env.now)
         self.replicas.append(replica)
         self._replica_of[replica.name] = replica
@@ -251,12 +256,12 @@ class Fleet:
         self._serving_stale = True
         if replica.phase is Phase.PENDING:
             self.nodes.cancel(replica)
-            replica.phase = Phase.GONE
+            self._retire(replica)
             if replica.node is not None:  # bound to a free node this instant; its boot has not run yet
                 self.nodes.release(replica.node)
             return
         if replica.phase is not Phase.READY:  # no server yet: the container just stops
-            replica.phase = Phase.GONE
+            self._retire(replica)
             self.nodes.release(replica.node)
             return
         replica.phase = Phase.TERMINATING  # out of the Service at once; drains in flight work
@@ -271,8 +276,17 @@ class Fleet:
         if replica.phase is Phase.GONE:
             return
         replica.phase = Phase.GONE
-        replica.server.kill("terminated: grace period over")
+        replica.server.kill("terminated: grace period over")  # its requests' ends still find it (_request_done)
+        self._retire(replica)
         self.nodes.release(replica.node)
+
+    def _retire(self, replica: Replica) -> None:
+        """The replica is gone: out of the lists each sync walks (its crash count kept)."""
+        replica.phase = Phase.GONE
+        self.replicas.remove(replica)
+        del self._replica_of[replica.name]
+        if replica.server is not None:
+            self._crashes_gone += replica.server.crashes
 
     def _request_done(self, request: Request) -> None:
         replica = self._replica_of[request.pod]

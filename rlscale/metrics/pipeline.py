@@ -122,6 +122,11 @@ class ScrapedMetrics:
                 self.scrapes += 1
                 series.trim(self.env.now - keep)
             yield self.env.timeout(interval)
+        # the server is gone: once its samples are out of every query's reach, forget them (a fleet that churns
+        # pods would otherwise walk every pod it ever had at each query)
+        yield self.env.timeout(keep)
+        del self.series[(job, pod.name)]
+        self._watched.discard(pod.name)
 
     @staticmethod
     def _snapshot(pod: JetStreamPod, job: str) -> dict[str, float]:
