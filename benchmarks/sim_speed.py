@@ -5,7 +5,8 @@ The headline case (issue 3): 10 pods of Llama-2-7B on v5e-8 (88 slots), Poisson
 Other lines show that cost follows requests, not tokens. Then one simulated day
 of the headline case in a fresh process, for its peak memory (`peak_rss_mb`):
 memory holds what is in flight, not what has been simulated. The last line is
-`simulated_requests_per_s=<N>`: requests completed per wall second on one core.
+`simulated_requests_per_s=<N>`: requests completed per wall second on one core. ``--week`` also runs a simulated
+week (~30 M requests) in a fresh process, for its wall time and peak RSS.
 
 It says which build of the simulator's core ran (`core=compiled|pure|stale`,
 rlscale/_core.py); `RLSCALE_PURE_PYTHON=1` measures the pure-Python sources.
@@ -43,17 +44,24 @@ def measure(label: str, sc: ScenarioConfig) -> float:
     return k.completed / wall
 
 
-def day_in_fresh_process() -> dict:
-    """One simulated day of the headline case in a new interpreter: its wall time and peak RSS."""
+def days_in_fresh_process(days: float = 1.0) -> dict:
+    """``days`` simulated days of the headline case in a new interpreter: wall time and peak RSS."""
     code = (
         "import json, resource, sys; sys.path.insert(0, 'benchmarks'); from sim_speed import scenario; "
         "from rlscale.simulation import run_scenario; "
-        "r = run_scenario(scenario(10, 50.0).model_copy(update={'duration_s': 86400.0})); "
+        f"r = run_scenario(scenario(10, 50.0).model_copy(update={{'duration_s': {days * 86400.0}}})); "
         "print(json.dumps({'wall_s': r.wall_s, 'completed': r.kpis.completed, "
         "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def print_days(label: str, run: dict) -> None:
+    print(
+        f"{label:<52} {run['wall_s']:6.1f} wall s        "
+        f"{run['completed'] / run['wall_s']:9.0f} completed req/wall s  peak_rss_mb={run['peak_rss_mb']:.0f}"
+    )
 
 
 def main() -> None:
@@ -65,11 +73,9 @@ def main() -> None:
             scenario(1, 2.0, {"kind": "fixed", "prompt_tokens": 200, "output_tokens": out}),
         )
     headline = measure("10 pods, 50 req/s, Azure lengths (headline)", scenario(10, 50.0))
-    day = day_in_fresh_process()
-    print(
-        f"{'one simulated day of the headline case':<52} {day['wall_s']:6.1f} wall s        "
-        f"{day['completed'] / day['wall_s']:9.0f} completed req/wall s  peak_rss_mb={day['peak_rss_mb']:.0f}"
-    )
+    print_days("one simulated day of the headline case", days_in_fresh_process(1.0))
+    if "--week" in sys.argv[1:]:  # ~30 M requests: a few minutes
+        print_days("one simulated week of the headline case", days_in_fresh_process(7.0))
     print(f"simulated_requests_per_s={headline:.0f}")
 
 
