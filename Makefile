@@ -77,7 +77,7 @@ production-tune: $(CORE)
 			--seeds 0,1 --trials 10 --batch 2 --out runs/production/tune-$$agent --resume || exit 1; \
 	done
 
-# Step 2: every policy on the held-out day 11, seeds 10-14 (experiments/production.yaml; ~2.5 h on 2 cores).
+# Step 2: every policy on the held-out day 11, seeds 10-14 (experiments/production.yaml; 45 day-long runs, ~3.5 h on 2 cores).
 # Interrupted? Run it again: finished runs are kept in runs/production/compare/cells and not run twice.
 production: $(CORE)
 	$(BIN)/rlscale compare experiments/production.yaml --out runs/production/compare --resume
