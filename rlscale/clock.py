@@ -33,9 +33,6 @@ class _Call:
     def fire(self) -> None:
         self.fn()
 
-    def __call__(self) -> None:  # as a plain simpy callback target (call_later on a simpy Environment)
-        self.fire()
-
     def before(self, other: _Call) -> bool:
         if self.t != other.t:
             return self.t < other.t

@@ -126,7 +126,9 @@ _PREFILL, _INSERT, _DECODE, _RESTART = Busy.PREFILL, Busy.INSERT, Busy.DECODE, B
 
 # The decode slots: a binary heap of the requests in them, by finish step then id (the request's own fields), kept as
 # heapq keeps a heap (the same sifts, so the same order and layout) but compared on C fields when compiled, not as
-# tuples through Python's rich comparison (a tenth of the simulator's instructions, before).
+# tuples through Python's rich comparison (a tenth of the simulator's instructions, before). The clock's queue
+# (rlscale/clock.py) runs the same sifts on its own entry type: written once per type, as Cython compares in C only
+# where it knows the type.
 def _slot_before(a: Request, b: Request) -> bool:
     return a.finish_step < b.finish_step or (a.finish_step == b.finish_step and a.id < b.id)
 
