@@ -213,7 +213,8 @@ def test_the_residual_baseline_is_read_once_and_starts_fresh_each_episode(monkey
     env.step(env.actions.hold)
     env.reset(seed=1)
     assert len(reads) == 1 and env._baseline is not first  # one read, a fresh HPA (its history empty)
-    assert env._baseline.controller.recommendations == {} or not env._baseline.controller.recommendations
+    # its history is this episode's: the one recommendation it made on the first state, for the observation
+    assert {r.timestamp_s for r in env._baseline.controller.recommendations} == {0.0}
 
 
 def test_the_observation_table_in_the_docstring_is_the_features():

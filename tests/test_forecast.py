@@ -150,6 +150,43 @@ def test_scale_down_is_damped_as_the_hpa_damps_it():
     assert sum(n > asked[t] for t, n in out[8:]) > 10  # it did hold counts the forecast had dropped
 
 
+def test_a_silence_is_held_as_missing_data_for_silence_hold_s_then_is_demand():
+    """30 req/s, then nothing from t = 600 s to 1800 s (an upstream outage, or the record's own gap): with a 450 s
+    hold the count stays what it was when the silence began (6 pods at 5 req/s each) and no silent sample enters the
+    history; past the hold the silence is demand (zeros, and the count falls); when traffic returns the next silence
+    starts its own hold. Without a hold the count falls once the 300 s damping window has passed."""
+
+    def outage(t: float) -> float:
+        return 0.0 if 600 <= t < 1800 else 30.0
+
+    held = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, silence_hold_s=450.0))
+    plain = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY))
+    out_held, out_plain = dict(drive(held, outage, 0, 1050)), dict(drive(plain, outage, 0, 1050))
+    assert out_held[585.0] == out_plain[585.0] == 6
+    assert held.state.silent_since == 600.0 and held.state.silence_count == 6
+    assert all(out_held[t] == 6 for t in np.arange(600, 1050, 15.0))  # held: 600 <= t < 1050
+    assert out_plain[1035.0] == 1 and plain.state.values[10:17] == [0.0] * 7  # a silence is zero demand to it
+    assert held.state.values[-1] == pytest.approx(30.0) and held.state.last_bucket == 9  # buckets 10-16: no data
+    later = dict(drive(held, outage, 1050, 1800))
+    assert later[1785.0] < 6 and not held.holding(1785.0)  # past the hold: demand again, and it scales in
+    assert held.state.values[10:17] == pytest.approx(np.linspace(30.0, 0.0, 9)[1:-1])  # the held buckets filled in
+    assert held.state.values[17:] == [0.0] * (len(held.state.values) - 17)  # zeros from t = 1050 s
+    drive(held, outage, 1800, 1900)
+    assert held.state.silent_since is None  # traffic is back: the next silence starts its own hold
+
+
+def test_a_quiet_rate_that_is_not_a_silence_is_demand_as_before():
+    """A fall to 2 req/s from 30 (7%) is above silence_share (5%): the same decisions as without a hold."""
+
+    def quiet(t: float) -> float:
+        return 2.0 if t >= 600 else 30.0
+
+    held = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, silence_hold_s=300.0))
+    plain = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY))
+    assert drive(held, quiet, 0, 1200) == drive(plain, quiet, 0, 1200)
+    assert held.state.silent_since is None
+
+
 # ---- causality ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_changing_the_future_of_the_traffic_changes_no_decision_before_it():

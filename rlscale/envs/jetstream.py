@@ -16,7 +16,7 @@ from rlscale.policies.actions import ActionMap
 from rlscale.policies.base import Autoscaler
 from rlscale.policies.control import ControlLoop
 from rlscale.policies.hpa import HPAPolicy
-from rlscale.policies.observation import OBSERVED_EXTERNAL, OBSERVED_GAUGES, ObservationBuilder
+from rlscale.policies.observation import OBSERVED_EXTERNAL, OBSERVED_GAUGES, observation_builder
 from rlscale.policies.safety import SafetySpec, env_safety
 from rlscale.scenario import ScenarioConfig, load_scenario
 from rlscale.simulation import Simulation, price_per_chip_hour
@@ -82,7 +82,9 @@ class JetStreamEnv(gym.Env):
     ``action − k`` (k = ``max_delta``). ``"target"``: ``Discrete(max+1)``, the
     replica count itself. ``"residual"``: ``Discrete(2k+1)`` added to the
     recommendation of a baseline agent (``residual_agent``, an HPA manifest by
-    default). The count is always clipped to ``[min_replicas, max_replicas]``.
+    default). ``"residual-hold"``: the same plus one action, ``2k+1``, that keeps
+    the current count whatever the baseline says. The count is always clipped
+    to ``[min_replicas, max_replicas]``.
 
     ## Observation Space
     ``Box(low, high, float32)``; values clipped to the bounds:
@@ -100,6 +102,12 @@ class JetStreamEnv(gym.Env):
     | 8 | pods starting (not ready, not terminating) | pods | 0 | 64 |
     | 9 | sin(2π t / period) (``time_period_s`` set) | 1 | −1 | 1 |
     | 10 | cos(2π t / period) (``time_period_s`` set) | 1 | −1 | 1 |
+
+    With ``features="demand"`` five more follow
+    (:class:`rlscale.policies.observation.DemandObservation`): the baseline's
+    recommendation (pods, 0–64), the rate's mean over 5 and 30 minutes and its
+    30-minute high (requests/s, 0–1000), and the minutes since the rate was
+    last above 5% of its 30-minute mean (0–120).
 
     Built by :class:`rlscale.policies.observation.ObservationBuilder` from a
     ``ClusterState`` — the code a live controller uses.
@@ -126,7 +134,8 @@ class JetStreamEnv(gym.Env):
     ``scenario`` (path or ScenarioConfig, or a list of them: each episode draws
     one; default ``envs/steady.yaml``),
     ``action_mode``, ``max_delta`` (2), ``min_replicas`` (1), ``max_replicas``
-    (16), ``residual_agent``, ``time_period_s`` (None), ``episode_s`` (None),
+    (16), ``residual_agent``, ``time_period_s`` (None), ``features``
+    (``fleet``; ``demand``), ``episode_s`` (None),
     ``sync_period_s`` (15 s), ``safety`` (a ``SafetySpec`` or its fields).
     ``reset(options={"scenario": i})`` plays member ``i`` (or a name) of the
     list; other options are refused. Registered with ``max_episode_steps`` =
@@ -152,6 +161,7 @@ class JetStreamEnv(gym.Env):
         max_replicas: int = 16,
         residual_agent: str | Path = "agents/hpa-slots-used.yaml",
         time_period_s: float | None = None,
+        features: str = "fleet",
         episode_s: float | None = None,
         sync_period_s: float = 15.0,
         safety: SafetySpec | dict[str, Any] | None = None,
@@ -167,7 +177,9 @@ class JetStreamEnv(gym.Env):
         self.action_mode, self.max_delta = action_mode, max_delta
         self.min_replicas, self.max_replicas = min_replicas, max_replicas
         self.residual_agent = residual_agent
-        self.observe = ObservationBuilder(time_period_s)
+        if features not in ("fleet", "demand"):
+            raise ValueError(f"features: want 'fleet' or 'demand', got {features!r}")
+        self.observe = observation_builder(time_period_s, features)
         self.observation_space = spaces.Box(self.observe.low, self.observe.high, dtype=np.float32)
         self.action_space = spaces.Discrete(self.actions.n)
         if not sync_period_s > 0:
@@ -176,6 +188,7 @@ class JetStreamEnv(gym.Env):
         self.safety = env_safety(safety, min_replicas, max_replicas)
         self.sim: Simulation | None = None
         self._baseline: Autoscaler | None = None
+        self._baseline_out: int | None = None  # its recommendation on the state the agent observed
         self._baseline_doc: dict | None = None
         self._fallback_doc: dict | None = None
 
@@ -202,14 +215,22 @@ class JetStreamEnv(gym.Env):
         self.tally = _StepTally(self.sim.tally)
         self.price = price_per_chip_hour(self.episode, self.sim.fleet)
         self._chip_hours = 0.0
-        if self.action_mode == "residual":
+        if self.actions.residual:
             self._baseline = self._agent(self.residual_agent, "_baseline_doc")
         fallback = self._agent(self.safety.fallback_hpa, "_fallback_doc") if self.safety.fallback_hpa else None
         self.loop = ControlLoop(_Actions(self.sync_period_s), self.safety, fallback,
                                 reads=(OBSERVED_GAUGES, OBSERVED_EXTERNAL))  # fmt: skip
         self.sim.loop = self.loop
         self._state = self.sim.state()  # what the agent observed: the next step decides on it (no time passes between)
-        return self.observe(self._state), {"replicas": self.sim.fleet.desired}
+        self.observe.reset()
+        return self._observation(), {"replicas": self.sim.fleet.desired}
+
+    def _observation(self) -> np.ndarray:
+        """The agent's view of ``self._state``. A residual policy's baseline recommends on that state first (once per
+        step, as :class:`~rlscale.policies.learned.LearnedPolicy` asks it), so the observation can show it."""
+        baseline = self._baseline.recommend(self._state) if self._baseline is not None else None
+        self._baseline_out = baseline
+        return self.observe(self._state, baseline)
 
     def _member(self, options: dict[str, Any] | None, drawn: int) -> int:
         if not options:
@@ -244,8 +265,7 @@ class JetStreamEnv(gym.Env):
         sim, fleet = self.sim, self.sim.fleet
         state = self._state
         before = fleet.desired
-        baseline = self._baseline.recommend(state) if self._baseline is not None else None
-        desired = self.actions.replicas(int(action), state.spec_replicas, baseline)
+        desired = self.actions.replicas(int(action), state.spec_replicas, self._baseline_out)
         sync = self.loop.sync(state, unavailable=sim.metrics.down_reason(), recommend=desired)  # the controller's rules
         applied = sync.decision.applied
         if applied != before:
@@ -282,7 +302,7 @@ class JetStreamEnv(gym.Env):
             info["episode_kpis"] = sim.kpis().as_dict()
         after = self._state = sim.state()
         info["ready"] = sum(p.ready for p in after.pods)
-        return self.observe(after), float(sum(terms.values())), False, truncated, info
+        return self._observation(), float(sum(terms.values())), False, truncated, info
 
 
 class _Actions:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ACTION_MODES = ("delta", "target", "residual")
+ACTION_MODES = ("delta", "target", "residual", "residual-hold")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,10 @@ class ActionMap:
     * ``delta``: ``action − max_delta`` pods added to the current ``spec.replicas``;
     * ``target``: the count itself (``n = max_replicas + 1``);
     * ``residual``: ``action − max_delta`` added to a baseline agent's recommendation
-      (the current count when the baseline has none).
+      (the current count when the baseline has none);
+    * ``residual-hold``: as ``residual``, and one more action (the last, ``2·max_delta + 1``) that keeps the current
+      count whatever the baseline says: a learned correction can refuse a baseline's scale-down (traffic that went
+      silent and will be back before a new pod is Ready) without needing a delta as large as the fleet.
 
     The result is always clipped to ``[min_replicas, max_replicas]`` pods.
     """
@@ -44,7 +47,19 @@ class ActionMap:
     @property
     def n(self) -> int:
         """The number of discrete actions."""
-        return self.max_replicas + 1 if self.mode == "target" else 2 * self.max_delta + 1
+        if self.mode == "target":
+            return self.max_replicas + 1
+        return 2 * self.max_delta + 1 + (self.mode == "residual-hold")
+
+    @property
+    def residual(self) -> bool:
+        """Whether actions correct a baseline agent's recommendation (which must then be computed every step)."""
+        return self.mode in ("residual", "residual-hold")
+
+    @property
+    def keep(self) -> int | None:
+        """``residual-hold``'s action that keeps the current count (None in the other modes)."""
+        return 2 * self.max_delta + 1 if self.mode == "residual-hold" else None
 
     @property
     def hold(self) -> int:
@@ -59,8 +74,10 @@ class ActionMap:
             raise ValueError(f"action {action} outside Discrete({self.n}) ({self.mode} mode)")
         if self.mode == "target":
             desired = action
+        elif action == self.keep:
+            desired = current
         else:
-            base = baseline if self.mode == "residual" and baseline is not None else current
+            base = baseline if self.residual and baseline is not None else current
             desired = base + action - self.max_delta
         return min(max(desired, self.min_replicas), self.max_replicas)
 

@@ -20,6 +20,12 @@ HPAs looks ahead. Every sync it:
    inside the policy), so what the forecast misses (a burst, a new peak) is still met; within min/max, scale-down
    damped as the HPA's (the highest count recommended in the last ``scale_down_stabilization_s``).
 
+5. **Holds a silence** (``silence_hold_s``, off by default): production traffic can stop dead and come back at full
+   rate (an upstream outage; the ServeGen record's own gaps). A fleet rate below ``silence_share`` of the last
+   bucket's demand is then taken for missing data for up to ``silence_hold_s``: the count stays at least what it was
+   when the silence began, and the silent samples stay out of the history (filled in when traffic returns, as any
+   gap). A silence longer than that is demand again.
+
 What it has learnt (buckets, the fitted model, the damping window) can be kept in a JSON file (``state_path``),
 written atomically after every sync and read at start, so a restarted controller goes on where it stopped.
 Nothing here imports the simulator: the capacity can be measured on a scenario before the run by the agent loader.
@@ -98,6 +104,17 @@ class ForecastConfig(StrictModel):
     scale_down_stabilization_s: float = Field(
         300.0, ge=0, description="s; the count is the highest recommended within this window (the HPA's default)."
     )
+    silence_hold_s: float | None = Field(
+        None,
+        gt=0,
+        description="s a silence may last and still be taken for missing data (null: a silence is zero demand). A "
+        "silence: the fleet's rate below silence_share of the last bucket's demand. While it lasts up to this long its "
+        "samples are not history (the buckets are filled in when traffic returns) and the count stays at least what it "
+        "was when the silence began; longer, it is demand again.",
+    )
+    silence_share: float = Field(
+        0.05, gt=0, lt=1, description="A rate below this share of the last bucket's demand is a silence."
+    )
     sync_period_s: float = Field(15.0, gt=0, description="s between decisions (the HPA's sync period).")
     state_path: str | None = Field(
         None, description="JSON file of what it has learnt, written after every sync and read at start (null: none)."
@@ -154,6 +171,9 @@ class ForecastState(BaseModel):
     params: dict[str, float] = Field(default_factory=dict)
     fitted_at: int | None = None  # the last closed bucket at the last refit
     recent: list[tuple[int, float]] = Field(default_factory=list)  # (count, time s) within the damping window
+    silent_since: float | None = None  # s (the policy's clock) the current silence began; None: not silent
+    silence_count: int | None = None  # the count when it began, held while it is taken for missing data
+    last_count: int | None = None  # the last recommendation
 
     @property
     def last_bucket(self) -> int | None:
@@ -224,6 +244,8 @@ class ForecastingAutoscaler:
             self._close()
         s.open_bucket = bucket
         rates = state.metrics.counter_rate(c.rate_metric, c.rate_window_s)
+        if rates and self._silent(clock_s(state), float(sum(rates.values()))):
+            return  # missing data, not demand: neither the rate nor the queue's fall
         if rates:  # no pod with two samples in the window: nothing known, which is not a rate of 0
             s.open_rate_sum += float(sum(rates.values()))
             s.open_rate_samples += 1
@@ -233,6 +255,25 @@ class ForecastingAutoscaler:
                 s.waiting_last = float(sum(waiting.values()))
                 if s.waiting_ref is None:
                     s.waiting_ref = s.waiting_last
+
+    def _silent(self, now: float, rate: float) -> bool:
+        """Whether this sample falls in a silence still taken for missing data (``silence_hold_s``), keeping track of
+        when the silence began and the count then."""
+        c, s = self.config, self.state
+        if c.silence_hold_s is None:
+            return False
+        reference = s.values[-1] if s.values else 0.0
+        if not (reference > 0 and rate < c.silence_share * reference):
+            s.silent_since = s.silence_count = None
+            return False
+        if s.silent_since is None:
+            s.silent_since, s.silence_count = now, s.last_count
+        return now - s.silent_since < c.silence_hold_s
+
+    def holding(self, now_s: float) -> bool:
+        """Whether a silence is being held through now (its count kept, its samples not history)."""
+        s, hold = self.state, self.config.silence_hold_s
+        return hold is not None and s.silent_since is not None and now_s - s.silent_since < hold
 
     def _close(self) -> None:
         """The open bucket's demand joins the history (gaps before it filled), and the model is refit when due."""
@@ -318,6 +359,9 @@ class ForecastingAutoscaler:
             out = stabilize_recommendation(window, desired, now, c.scale_down_stabilization_s)
             cutoff = now - c.scale_down_stabilization_s
             self.state.recent = [(r.recommendation, r.timestamp_s) for r in window if r.timestamp_s >= cutoff]
+        if self.holding(now) and self.state.silence_count is not None:
+            out = max(out or 0, min(self.state.silence_count, c.max_replicas))
+        self.state.last_count = out if out is not None else self.state.last_count
         if self.state_path is not None:
             try:
                 self.save()

@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 from rlscale.config import StrictModel
 from rlscale.policies.actions import ActionMap, discrete_from_unit
 from rlscale.policies.base import Autoscaler, ClusterState
-from rlscale.policies.observation import ObservationBuilder, observation_metric_refs
+from rlscale.policies.observation import FeatureSet, observation_builder, observation_metric_refs
 from rlscale.policies.safety import SafetySpec, env_safety
 from rlscale.specs.catalog import SpecError, validate
 from rlscale.tracking.store import MLFLOW_SCHEMES
@@ -60,12 +60,17 @@ class PolicyEnvKwargs(StrictModel):
     """The arguments of ``rlscale/JetStream-v0`` that shape what a trained policy sees and does: they travel with
     the model (``policy.json``) and every run of it rebuilds them. Training's ``EnvKwargs`` adds the rest."""
 
-    action_mode: Literal["delta", "target", "residual"] = "delta"
+    action_mode: Literal["delta", "target", "residual", "residual-hold"] = "delta"
     max_delta: int = Field(2, ge=1, description="Pods per step, delta and residual modes.")
     min_replicas: int = Field(1, ge=0, description="Pods; the floor of every action.")
     max_replicas: int = Field(16, ge=1, le=64, description="Pods; the ceiling (the observation's replica bound is 64).")
     residual_agent: str = Field("agents/hpa-slots-used.yaml", description="Residual mode: the baseline agent file.")
     time_period_s: float | None = Field(None, gt=0, description="Adds sin/cos of the time of day with this period, s.")
+    features: FeatureSet = Field(
+        "fleet",
+        description="fleet: the fleet's metrics now; demand: also the rate's last 30 min, its silence and the "
+        "baseline's recommendation (rlscale.policies.observation.DEMAND_FEATURES).",
+    )
     safety: SafetySpec | None = Field(
         None,
         description="The safety layer training meets, as the live controller applies it (default: holds on missing "
@@ -79,6 +84,10 @@ class PolicyEnvKwargs(StrictModel):
 
     def action_map(self) -> ActionMap:
         return ActionMap(self.action_mode, self.max_delta, self.min_replicas, self.max_replicas)
+
+    def observation(self):
+        """A fresh observation builder for these arguments (stateful with ``features: demand``)."""
+        return observation_builder(self.time_period_s, self.features)
 
     def safety_spec(self) -> SafetySpec:
         """The safety layer the policy was trained behind."""
@@ -207,17 +216,17 @@ class LearnedPolicy:
                 f"env_kwargs: {self.actions.mode} mode with these bounds has {self.actions.n} actions; "
                 f"the model {model!r} was trained with {self.policy.n_actions}"
             )
-        self.observe = ObservationBuilder(self.env_kwargs.time_period_s)
+        self.observe = self.env_kwargs.observation()
         expected = self.policy.model.observation_space.shape
         if (len(self.observe.names),) != tuple(expected):
             raise SpecError(
-                f"env_kwargs.time_period_s: gives {len(self.observe.names)} observations; the model {model!r} "
-                f"takes {expected[0]}"
+                f"env_kwargs.time_period_s / features: give {len(self.observe.names)} observations; the model "
+                f"{model!r} takes {expected[0]}"
             )
         self.deterministic = deterministic
         self.sync_period_s = sync_period_s
         self.baseline: Autoscaler | None = None
-        if self.actions.mode == "residual":
+        if self.actions.residual:
             if load_baseline is None:
                 raise SpecError(
                     f"env_kwargs.action_mode: {model!r} is a residual policy, which acts on its baseline agent "
@@ -235,7 +244,8 @@ class LearnedPolicy:
         return observation_metric_refs()
 
     def reset(self) -> None:
-        """Forget the recurrent state (a new episode)."""
+        """Forget the recurrent state and the observation's memory (a new episode)."""
+        self.observe.reset()
         self._state: Any = None
         self._episode_start = np.ones(1, dtype=bool)
 
@@ -246,8 +256,8 @@ class LearnedPolicy:
         return self.policy.predict(obs, None, start, deterministic)[0]
 
     def recommend(self, state: ClusterState) -> int:
-        obs = self.observe(state)[None]
+        baseline = self.baseline.recommend(state) if self.baseline is not None else None  # as the environment: first
+        obs = self.observe(state, baseline)[None]
         actions, self._state = self.policy.predict(obs, self._state, self._episode_start, self.deterministic)
         self._episode_start = np.zeros(1, dtype=bool)
-        baseline = self.baseline.recommend(state) if self.baseline is not None else None
         return self.actions.replicas(int(actions[0]), state.spec_replicas, baseline)

@@ -27,7 +27,6 @@ import yaml
 from rlscale.data import scenario_file
 from rlscale.envs.jetstream import resolve_scenario
 from rlscale.policies.learned import MODEL_FILE, VECNORMALIZE_FILE, algo_class, write_policy_meta
-from rlscale.policies.observation import ObservationBuilder
 from rlscale.scenario import ScenarioConfig
 from rlscale.training.config import AgentConfig, SB3Spec, load_agent_config, resolve_file
 from rlscale.training.run_files import (
@@ -108,11 +107,22 @@ class TrainResult:
     @property
     def obs_dim(self) -> int:
         """The policy's observation width (what its MLflow signature declares)."""
-        return len(ObservationBuilder(self.agent.spec.env_kwargs.time_period_s).names)
+        return len(self.agent.spec.env_kwargs.observation().names)
 
     @property
     def registered_uri(self) -> str | None:
         return f"models:/{self.registered_model}@{self.alias}" if self.registered_model else None
+
+
+def lean_to_prior(model: Any, spec: SB3Spec) -> None:
+    """``spec.prior_action``: the untrained categorical policy favours that action, its logit raised by
+    ``prior_logit`` (SB3 starts the action head's bias at 0, every action equally likely)."""
+    if spec.prior_action is None:
+        return
+    import torch
+
+    with torch.no_grad():
+        model.policy.action_net.bias[spec.prior_action] += spec.prior_logit
 
 
 def default_run_name(scenario: str, agent: str, seed: int) -> str:
@@ -180,7 +190,7 @@ class RunPlan:
             "n_actions": spec.env_kwargs.action_map().n,
             "normalize_obs": spec.normalize.obs,
             "env_kwargs": spec.env_kwargs.model_dump(mode="json"),
-            "observation": ObservationBuilder(spec.env_kwargs.time_period_s).names,
+            "observation": spec.env_kwargs.observation().names,
             "agent": self.agent.name,
             "scenario": self.scenario_name,
             "seed": self.seed,
@@ -378,6 +388,7 @@ def _learn(plan: RunPlan, run: TrainingRun | None, report: Callable[[str], None]
         model = algo_class(spec.algo)(
             spec.policy, train_env, seed=seeds.model, verbose=0, device="cpu", **spec.algo_kwargs()
         )
+        lean_to_prior(model, spec)
         formats = [make_output_format("csv", str(out))]
         if run is not None:
             formats.append(run.writer())
