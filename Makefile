@@ -21,7 +21,8 @@ $(CORE): $(STAMP) $(CORE_SRC)
 	$(BIN)/python setup.py -q build_ext --inplace
 	touch $(CORE)
 
-.PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned production-tune production
+.PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned production-tune production \
+	production-history-train train-production production-robustness production-days
 setup: $(CORE)
 
 run: $(CORE)
@@ -81,3 +82,34 @@ production-tune: $(CORE)
 # Interrupted? Run it again: finished runs are kept in runs/production/compare/cells and not run twice.
 production: $(CORE)
 	$(BIN)/rlscale compare experiments/production.yaml --out runs/production/compare --resume
+
+# Step 3, the learned production autoscaler (agents/ppo-production.yaml): PPO correcting the forecaster, trained on
+# training day 10 (envs/production-train.yaml), seed 0, ~45 min on 2 cores; registered as
+# models:/rlscale-ppo-production@champion in ./mlflow.db and copied to agents/production/ppo-residual/, the policy
+# agents/production/learned.yaml runs (committed, so `make production` needs no training first). Its forecaster
+# starts each training day with days 8-9 behind it: production-history-train made that history
+# (agents/production/predictive-history-train.json, committed) and need not be run again.
+production-history-train: $(CORE)
+	rm -f runs/production/predictive-history-train.json
+	$(BIN)/rlscale simulate --scenario envs/production-history-train.yaml \
+		--agent agents/production/predictive-learn-train.yaml --out runs/production/history-train --json
+	cp runs/production/predictive-history-train.json agents/production/predictive-history-train.json
+
+train-production: $(CORE)
+	rm -rf runs/production/train/seed0
+	$(BIN)/rlscale train --agent agents/ppo-production.yaml --scenario envs/production-train.yaml --seed 0 \
+		--model-name rlscale-ppo-production --out runs/production/train/seed0
+	mkdir -p agents/production/ppo-residual
+	cp runs/production/train/seed0/model.zip runs/production/train/seed0/vecnormalize.pkl \
+		runs/production/train/seed0/policy.json agents/production/ppo-residual/
+
+# The learned production policy, unchanged, under perturbations it never trained on, beside the forecasters
+# (experiments/production-robustness.yaml: step times +-10%, cold starts x0.5 and x2, a 5-minute metrics outage, an
+# unseen service; held-out day 11, seed 10; 18 day-long runs).
+production-robustness: $(CORE)
+	$(BIN)/rlscale compare experiments/production-robustness.yaml --out runs/production/robustness --resume
+
+# The learned production policy and the forecasters through all four held-out days in one run each
+# (experiments/production-days.yaml; seeds 10-11, 6 runs of four days).
+production-days: $(CORE)
+	$(BIN)/rlscale compare experiments/production-days.yaml --out runs/production/days --resume

@@ -5,19 +5,30 @@ corrects, and training that starts from that baseline (``prior_action``)."""
 from __future__ import annotations
 
 import copy
+import json
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import rlscale  # noqa: F401  (registers rlscale/JetStream-v0)
+from rlscale.agents import load_agent
 from rlscale.pods import PodInfo
 from rlscale.policies.actions import ActionMap
 from rlscale.policies.base import ClusterState
+from rlscale.policies.forecast import ForecastingAutoscaler
 from rlscale.policies.hpa import HPAPolicy
-from rlscale.policies.learned import PolicyEnvKwargs
-from rlscale.policies.observation import DEMAND_FEATURES, FEATURES, DemandObservation, ObservationBuilder
+from rlscale.policies.learned import LearnedPolicy, PolicyEnvKwargs
+from rlscale.policies.observation import (
+    DEMAND_FEATURES,
+    FEATURES,
+    TIME_FEATURES,
+    DemandObservation,
+    ObservationBuilder,
+)
+from rlscale.scenario import load_scenario
 from rlscale.training.config import SB3Spec
 from rlscale.training.train import lean_to_prior
 from tests.test_forecast import FakeMetrics
@@ -119,3 +130,26 @@ def test_training_can_start_from_the_baseline_it_corrects():
         SB3Spec(algo="ppo", total_timesteps=1, prior_action=8, env_kwargs=spec.env_kwargs)
     with pytest.raises(ValueError, match="prior_action: only ppo and a2c"):
         SB3Spec(algo="dqn", total_timesteps=1, prior_action=0)
+
+
+# ---- the shipped production policy --------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_production_policy_was_trained_on_training_days_only_and_corrects_the_held_out_forecaster():
+    """agents/production/learned.yaml runs the committed policy folder on a fresh clone (no training first): trained
+    on envs/production-train.yaml (a training day), behind the forecaster whose history ends before that day; at
+    evaluation it corrects the silence-holding forecaster with the held-out day's history."""
+    meta = json.loads((ROOT / "agents" / "production" / "ppo-residual" / "policy.json").read_text())
+    assert meta["scenario"] == "production-train" and meta["env_kwargs"]["features"] == "demand"
+    trained_on = load_scenario(ROOT / "envs" / "production-train.yaml")
+    arrival = trained_on.workload.arrival
+    assert arrival.split == "train" and max(arrival.days) <= 10  # days 11-14 are held out
+    history = json.loads((ROOT / "agents" / "production" / "predictive-history-train.json").read_text())
+    assert (history["first_bucket"] + len(history["values"])) * history["bucket_s"] <= 9 * 86_400  # ends at day 10
+    scenario = load_scenario(ROOT / "envs" / "production-day-heldout.yaml").model_copy(update={"duration_s": 600.0})
+    policy = load_agent(ROOT / "agents" / "production" / "learned.yaml", scenario)
+    assert isinstance(policy, LearnedPolicy) and policy.actions.mode == "residual-hold" and policy.actions.n == 8
+    assert isinstance(policy.baseline, ForecastingAutoscaler) and policy.baseline.config.silence_hold_s == 4800
+    assert policy.baseline.state_source.endswith("predictive-history.json")  # days 9-10, before held-out day 11
+    assert len(policy.observe.names) == len(FEATURES) + len(TIME_FEATURES) + len(DEMAND_FEATURES)
