@@ -110,6 +110,6 @@ production-robustness: $(CORE)
 	$(BIN)/rlscale compare experiments/production-robustness.yaml --out runs/production/robustness --resume
 
 # The learned production policy and the forecasters through all four held-out days in one run each
-# (experiments/production-days.yaml; seeds 10-11, 6 runs of four days).
+# (experiments/production-days.yaml; seed 10, 3 runs of four days).
 production-days: $(CORE)
 	$(BIN)/rlscale compare experiments/production-days.yaml --out runs/production/days --resume
