@@ -367,3 +367,28 @@ def test_a_mix_needs_distinct_names_and_a_sweep_one_scenario(files):
         "--seeds", "0,1",
     ])  # fmt: skip
     assert result.exit_code == 2 and "a sweep trains on one scenario file" in result.output
+
+
+@pytest.mark.slow
+def test_the_same_seed_trains_the_same_policy(files, tmp_path):
+    """`make train-production` reproduces the committed policy: one seed, one policy, to the bit (every draw seeded,
+    one torch thread; two environments in subprocesses, as the production agent trains)."""
+    import torch
+    from stable_baselines3 import PPO
+
+    agent = write_yaml(tmp_path / "ppo-two.yaml", {**TINY_PPO, "spec": {
+        **TINY_PPO["spec"], "n_envs": 2, "total_timesteps": 512, "eval": {"every_steps": 0, "episodes": 1,
+                                                                           "baseline": None}}})  # fmt: skip
+    runs = [
+        train(agent, files["scenario"], seed=3, tracking_uri=files["tracking_uri"], out=tmp_path / name, progress=False)
+        for name in ("first", "second")
+    ]  # fmt: skip
+    first, second = (PPO.load(run.model_path, device="cpu").policy.state_dict() for run in runs)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = train(
+        agent, files["scenario"], seed=4, tracking_uri=files["tracking_uri"], out=tmp_path / "other", progress=False
+    )
+    assert not all(
+        torch.equal(first[k], v) for k, v in PPO.load(other.model_path, device="cpu").policy.state_dict().items()
+    )
