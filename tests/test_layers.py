@@ -116,4 +116,5 @@ def test_every_shipped_file_is_package_data():
     packaged = {p.resolve() for pattern in patterns for p in (PACKAGE / "data").glob(pattern)}
     shipped = {p.resolve() for folder in ("envs", "agents") for p in (ROOT / folder).rglob("*.yaml")}
     shipped |= {p.resolve() for p in (ROOT / "agents").rglob("*.json")}  # what an agent reads beside it
+    shipped |= {p.resolve() for ext in ("zip", "pkl") for p in (ROOT / "agents").rglob(f"*.{ext}")}  # policy folders
     assert shipped and shipped == packaged

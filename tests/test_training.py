@@ -262,7 +262,7 @@ def test_tracked_run_has_params_namespaced_metrics_and_artifacts(files, trained)
 def test_learned_policy_refuses_overrides_the_model_cannot_take(trained):
     with pytest.raises(SpecError, match="trained with 5"):
         LearnedPolicy(trained.model_path, max_delta=3)
-    with pytest.raises(SpecError, match=r"gives 11 observations; the model .* takes 9"):
+    with pytest.raises(SpecError, match=r"give 11 observations; the model .* takes 9"):
         LearnedPolicy(trained.model_path, time_period_s=3600)
     assert LearnedPolicy(trained.model_path, max_replicas=4).actions.max_replicas == 4
 
