@@ -177,8 +177,6 @@ class JetStreamEnv(gym.Env):
         self.action_mode, self.max_delta = action_mode, max_delta
         self.min_replicas, self.max_replicas = min_replicas, max_replicas
         self.residual_agent = residual_agent
-        if features not in ("fleet", "demand"):
-            raise ValueError(f"features: want 'fleet' or 'demand', got {features!r}")
         self.observe = observation_builder(time_period_s, features)
         self.observation_space = spaces.Box(self.observe.low, self.observe.high, dtype=np.float32)
         self.action_space = spaces.Discrete(self.actions.n)

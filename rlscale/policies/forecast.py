@@ -244,10 +244,11 @@ class ForecastingAutoscaler:
             self._close()
         s.open_bucket = bucket
         rates = state.metrics.counter_rate(c.rate_metric, c.rate_window_s)
-        if rates and self._silent(clock_s(state), float(sum(rates.values()))):
-            return  # missing data, not demand: neither the rate nor the queue's fall
         if rates:  # no pod with two samples in the window: nothing known, which is not a rate of 0
-            s.open_rate_sum += float(sum(rates.values()))
+            rate = float(sum(rates.values()))
+            if self._silent(clock_s(state), rate):
+                return  # missing data, not demand: neither the rate nor the queue's fall
+            s.open_rate_sum += rate
             s.open_rate_samples += 1
         if c.queue_metric is not None:
             waiting = state.metrics.pods_metric(c.queue_metric)
@@ -268,7 +269,7 @@ class ForecastingAutoscaler:
             return False
         if s.silent_since is None:
             s.silent_since, s.silence_count = now, s.last_count
-        return now - s.silent_since < c.silence_hold_s
+        return self.holding(now)
 
     def holding(self, now_s: float) -> bool:
         """Whether a silence is being held through now (its count kept, its samples not history)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -164,6 +164,8 @@ class DemandObservation(ObservationBuilder):
 
 def observation_builder(time_period_s: float | None = None, features: FeatureSet = "fleet") -> ObservationBuilder:
     """The observation of an environment or a trained policy: the fleet's (``fleet``) or with the demand memory."""
+    if features not in get_args(FeatureSet):
+        raise ValueError(f"features: want 'fleet' or 'demand', got {features!r}")
     if features == "demand":
         return DemandObservation(time_period_s)
     return ObservationBuilder(time_period_s)
