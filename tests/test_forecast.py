@@ -175,6 +175,28 @@ def test_a_silence_is_held_as_missing_data_for_silence_hold_s_then_is_demand():
     assert held.state.silent_since is None  # traffic is back: the next silence starts its own hold
 
 
+def test_the_held_count_is_kept_for_silence_release_s_after_traffic_returns():
+    """30 req/s (6 pods), a 300 s silence from t = 600 s, then traffic back at 10 req/s (2 pods' worth): released at
+    once, the count falls once the damping window (300 s) has passed over the silence; with silence_release_s = 600
+    it stays at the held 6 pods until 600 s after the return (t = 1500 s), then follows the forecast down."""
+
+    def outage_then_less(t: float) -> float:
+        return 30.0 if t < 600 else 0.0 if t < 900 else 10.0
+
+    at_once = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, silence_hold_s=450.0))
+    released = ForecastingAutoscaler(ForecastConfig(**SHORT_DAY, silence_hold_s=450.0, silence_release_s=600.0))
+    out_at_once, out_released = (
+        dict(drive(at_once, outage_then_less, 0, 1800)),
+        dict(drive(released, outage_then_less, 0, 1800)),
+    )
+    assert released.state.release_until == 1500.0 and released.state.release_count == 6
+    assert all(out_released[t] == 6 for t in np.arange(600, 1500, 15.0))
+    assert min(out_at_once[t] for t in np.arange(1200, 1500, 15.0)) <= 2  # released at once: it scales in
+    assert out_released[1500.0] < 6 and released.held_count(1500.0) is None  # the release is over
+    assert at_once.state.release_until is None  # silence_release_s = 0: nothing kept
+    assert {t: n for t, n in out_at_once.items() if t < 900} == {t: n for t, n in out_released.items() if t < 900}
+
+
 def test_a_quiet_rate_that_is_not_a_silence_is_demand_as_before():
     """A fall to 2 req/s from 30 (7%) is above silence_share (5%): the same decisions as without a hold."""
 

@@ -24,7 +24,9 @@ HPAs looks ahead. Every sync it:
    rate (an upstream outage; the ServeGen record's own gaps). A fleet rate below ``silence_share`` of the last
    bucket's demand is then taken for missing data for up to ``silence_hold_s``: the count stays at least what it was
    when the silence began, and the silent samples stay out of the history (filled in when traffic returns, as any
-   gap). A silence longer than that is demand again.
+   gap). A silence longer than that is demand again. When traffic returns from a held silence the count stays at
+   least the held one for ``silence_release_s`` more: the returning traffic is first seen through a rate window and
+   a damping window that still hold the silence, and what the fleet needs for it takes a cold start to come up.
 
 What it has learnt (buckets, the fitted model, the damping window) can be kept in a JSON file (``state_path``),
 written atomically after every sync and read at start, so a restarted controller goes on where it stopped.
@@ -115,6 +117,13 @@ class ForecastConfig(StrictModel):
     silence_share: float = Field(
         0.05, gt=0, lt=1, description="A rate below this share of the last bucket's demand is a silence."
     )
+    silence_release_s: float = Field(
+        0.0,
+        ge=0,
+        description="s after traffic returns from a held silence during which the count stays at least the held one "
+        "(0: released at once). Why: the returning traffic is first seen through the rate window and the damping "
+        "window, both still holding the silence, so the forecaster would scale in just as the traffic comes back.",
+    )
     sync_period_s: float = Field(15.0, gt=0, description="s between decisions (the HPA's sync period).")
     state_path: str | None = Field(
         None, description="JSON file of what it has learnt, written after every sync and read at start (null: none)."
@@ -173,6 +182,8 @@ class ForecastState(BaseModel):
     recent: list[tuple[int, float]] = Field(default_factory=list)  # (count, time s) within the damping window
     silent_since: float | None = None  # s (the policy's clock) the current silence began; None: not silent
     silence_count: int | None = None  # the count when it began, held while it is taken for missing data
+    release_until: float | None = None  # s (the policy's clock) the held count is kept until after traffic returned
+    release_count: int | None = None  # ... that count
     last_count: int | None = None  # the last recommendation
 
     @property
@@ -265,6 +276,8 @@ class ForecastingAutoscaler:
             return False
         reference = s.values[-1] if s.values else 0.0
         if not (reference > 0 and rate < c.silence_share * reference):
+            if s.silent_since is not None and self.holding(now) and c.silence_release_s > 0:
+                s.release_until, s.release_count = now + c.silence_release_s, s.silence_count
             s.silent_since = s.silence_count = None
             return False
         if s.silent_since is None:
@@ -275,6 +288,16 @@ class ForecastingAutoscaler:
         """Whether a silence is being held through now (its count kept, its samples not history)."""
         s, hold = self.state, self.config.silence_hold_s
         return hold is not None and s.silent_since is not None and now_s - s.silent_since < hold
+
+    def held_count(self, now_s: float) -> int | None:
+        """The count a held silence keeps the fleet at, now: the one when it began, while it is held and for
+        ``silence_release_s`` after traffic returned; None otherwise."""
+        s = self.state
+        if self.holding(now_s):
+            return s.silence_count
+        if s.release_until is not None and now_s < s.release_until:
+            return s.release_count
+        return None
 
     def _close(self) -> None:
         """The open bucket's demand joins the history (gaps before it filled), and the model is refit when due."""
@@ -360,8 +383,9 @@ class ForecastingAutoscaler:
             out = stabilize_recommendation(window, desired, now, c.scale_down_stabilization_s)
             cutoff = now - c.scale_down_stabilization_s
             self.state.recent = [(r.recommendation, r.timestamp_s) for r in window if r.timestamp_s >= cutoff]
-        if self.holding(now) and self.state.silence_count is not None:
-            out = max(out or 0, min(self.state.silence_count, c.max_replicas))
+        held = self.held_count(now)
+        if held is not None:
+            out = max(out or 0, min(held, c.max_replicas))
         self.state.last_count = out if out is not None else self.state.last_count
         if self.state_path is not None:
             try:
