@@ -22,7 +22,7 @@ $(CORE): $(STAMP) $(CORE_SRC)
 	touch $(CORE)
 
 .PHONY: setup run test lint bench calibrate train train-wide train-smooth learned-vs-tuned production-tune production \
-	production-history-train train-production production-robustness production-days
+	production-history-train train-production train-production-seeds production-robustness production-days
 setup: $(CORE)
 
 run: $(CORE)
@@ -102,6 +102,20 @@ train-production: $(CORE)
 	mkdir -p agents/production/ppo-residual
 	cp runs/production/train/seed0/model.zip runs/production/train/seed0/vecnormalize.pkl \
 		runs/production/train/seed0/policy.json agents/production/ppo-residual/
+
+# Training seeds 1 and 2 of the same recipe (~49 min each on 2 cores), for the spread across training seeds: registered
+# as versions of rlscale-ppo-production with aliases seed1 and seed2 (the champion stays seed 0) and copied to
+# agents/production/ppo-residual-seed1/ and -seed2/, which agents/production/learned-seed1.yaml and -seed2.yaml run
+# (committed; experiments/production.yaml evaluates all three).
+train-production-seeds: $(CORE)
+	for seed in 1 2; do \
+		rm -rf runs/production/train/seed$$seed && \
+		$(BIN)/rlscale train --agent agents/ppo-production.yaml --scenario envs/production-train.yaml --seed $$seed \
+			--model-name rlscale-ppo-production --alias seed$$seed --out runs/production/train/seed$$seed && \
+		mkdir -p agents/production/ppo-residual-seed$$seed && \
+		cp runs/production/train/seed$$seed/model.zip runs/production/train/seed$$seed/vecnormalize.pkl \
+			runs/production/train/seed$$seed/policy.json agents/production/ppo-residual-seed$$seed/ || exit 1; \
+	done
 
 # The learned production policy, unchanged, under perturbations it never trained on, beside the forecasters
 # (experiments/production-robustness.yaml: step times +-10%, cold starts x0.5 and x2, a 5-minute metrics outage, an

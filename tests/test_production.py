@@ -17,7 +17,7 @@ from rlscale.agents import load_agent
 from rlscale.data import read_extended
 from rlscale.experiments.compare import compare
 from rlscale.experiments.config import load_experiment
-from rlscale.experiments.stats import mean_ci, saving_share, saving_shares
+from rlscale.experiments.stats import Interval, mean_ci, pooled, pooled_share, saving_share, saving_shares
 from rlscale.plots import scale_times, time_unit, timeline_plot, worst_hour
 from rlscale.policies.hpa import HPAPolicy
 from rlscale.scenario import load_scenario, on_split
@@ -170,6 +170,41 @@ def test_shares_pair_the_runs_of_each_scenario_by_seed():
     assert shares["day", "hpa"].per_seed == mean_ci([(100 - 90) / 40, (110 - 70) / 40])
 
 
+def test_a_training_recipe_pools_its_seeds_policies_with_an_interval_over_them():
+    """Three policies of one recipe (training seeds), each already a mean over evaluation seeds: the pooled row is the
+    mean of their means ± t(0.975, 2)·s/√3 over them; its share of the oracle's saving the pooled mean cost's, its
+    interval over the three shares; *misses* when their mean attainment is below the static count's."""
+    rows = [{"cost_usd": Interval(c, 5.0, 5), "slo_attainment": Interval(a, 0.001, 5)} for c, a in
+            ((80.0, 0.995), (90.0, 0.993), (85.0, 0.991))]  # fmt: skip
+    row = pooled(rows)
+    assert row["cost_usd"].mean == pytest.approx(85.0) and row["cost_usd"].n == 3
+    assert row["cost_usd"].half_width == pytest.approx(4.302653 * 5.0 / math.sqrt(3), rel=1e-6)  # s = 5
+    means = [(r["cost_usd"].mean, r["slo_attainment"].mean) for r in rows]
+    share = pooled_share(means, static=(100.0, 0.992), oracle_cost=60.0)  # shares 0.5, 0.25, 0.375
+    assert share.mean == pytest.approx(0.375) and share.per_seed == mean_ci([0.5, 0.25, 0.375])
+    assert pooled_share(means, static=(100.0, 0.994), oracle_cost=60.0).missing == "misses"  # 99.3% < 99.4%
+
+
+@pytest.mark.parametrize(
+    ("pools", "message"),
+    [
+        ({"recipe": ["learned", "static"]}, "training_seeds.recipe: 'static' is not one of the agents"),
+        ({"static.production": ["predictive", "learned"]}, "training_seeds.static.production: the row's name is"),
+        ({"pooled": ["learned"]}, "training_seeds.pooled: needs two or more different agents"),
+        ({"pooled": ["learned", "learned"]}, "training_seeds.pooled: needs two or more different agents"),
+    ],
+)
+def test_a_training_seeds_row_names_two_or_more_of_the_experiments_agents(tmp_path, pools, message):
+    data = yaml.safe_load((ROOT / "experiments" / "production.yaml").read_text()) | {"training_seeds": pools}
+    data["scenarios"] = [str(ROOT / p) for p in data["scenarios"]]
+    data["agents"] = [str(ROOT / p) for p in data["agents"]]
+    path = tmp_path / "pools.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError) as err:
+        load_experiment(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
 # ---- readable day-long timelines -----------------------------------------------------------------------------------
 def synthetic_day(hours: float = 24.0, interval_s: float = 300.0) -> list[dict[str, float]]:
     """A timeline of ``hours``: 10 pods at 80 req/s, the count stepping up in hour 20, SLOs broken in hour 17."""
@@ -283,5 +318,15 @@ def test_the_production_experiment_runs_and_reports_each_policys_share_of_the_or
     assert rows["oracle"][4] == oracle_share  # the oracle too saves only at equal-or-better attainment
     assert all(rows[a][4] != "n/a" for a in shipped.agent_names)  # a share, or why there is none
     assert "(static.production − agent) / (static.production − oracle)" in report
+    pools = shipped.config.training_seeds
+    assert list(pools) == ["learned-seeds"]  # one row over the learned policy's training seeds
+
+    def cost(row: list[str]) -> float:
+        return float(row[1].split(" ± ")[0].replace(",", ""))
+
+    members = pools["learned-seeds"]
+    pooled_row = rows[f"**learned-seeds** ({len(members)} training seeds: {', '.join(members)})"]
+    assert cost(pooled_row) == pytest.approx(np.mean([cost(rows[a]) for a in members]), abs=0.01)
+    assert "the interval over the policies (Student t, training seeds − 1 degrees of freedom)" in report
     for figure in ("timelines_tiny-day.png", "worst_hours_tiny-day.png"):
         assert (comparison.out / figure).stat().st_size > 20_000 and f"]({figure})" in report

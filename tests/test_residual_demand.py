@@ -15,6 +15,7 @@ import pytest
 
 import rlscale  # noqa: F401  (registers rlscale/JetStream-v0)
 from rlscale.agents import load_agent
+from rlscale.data import read_extended
 from rlscale.pods import PodInfo
 from rlscale.policies.actions import ActionMap
 from rlscale.policies.base import ClusterState
@@ -134,6 +135,20 @@ def test_training_can_start_from_the_baseline_it_corrects():
 
 # ---- the shipped production policy --------------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_three_shipped_training_seeds_are_one_recipe_under_three_seeds():
+    """learned.yaml, learned-seed1.yaml and learned-seed2.yaml run policy folders trained by the same agent file on
+    the same scenario, differing in the seed only (experiments/production.yaml pools them as one row)."""
+    folder = ROOT / "agents" / "production"
+    metas = [json.loads((folder / f / "policy.json").read_text()) for f in
+             ("ppo-residual", "ppo-residual-seed1", "ppo-residual-seed2")]  # fmt: skip
+    assert [m["seed"] for m in metas] == [0, 1, 2]
+    assert all({k: v for k, v in m.items() if k != "seed"} == {k: v for k, v in metas[0].items() if k != "seed"}
+               for m in metas)  # fmt: skip
+    for seed in (1, 2):
+        doc = read_extended(folder / f"learned-seed{seed}.yaml")
+        assert doc["spec"]["model"] == f"ppo-residual-seed{seed}" and doc["kind"] == "LearnedPolicy"
 
 
 def test_the_shipped_production_policy_was_trained_on_training_days_only_and_corrects_the_held_out_forecaster():

@@ -19,6 +19,7 @@ from rlscale.experiments.executors import LocalExecutor, RayExecutor, make_execu
 from rlscale.experiments.figures import pareto_plot, timelines_plot, worst_hours_plot
 from rlscale.experiments.report import (
     REPORT_COLUMNS,
+    PooledRow,
     missed_targets,
     report_markdown,
     write_manifest,
@@ -26,7 +27,15 @@ from rlscale.experiments.report import (
     write_timelines,
 )
 from rlscale.experiments.runner import RunRecord, cell_keys, run_experiment
-from rlscale.experiments.stats import result_rows, run_metrics, saving_shares, summarize
+from rlscale.experiments.stats import (
+    Interval,
+    pooled,
+    pooled_share,
+    result_rows,
+    run_metrics,
+    saving_shares,
+    summarize,
+)
 from rlscale.plots import ZOOM_AFTER_S
 from rlscale.scenario import scenario_params
 from rlscale.tracking.keys import metric_key
@@ -169,7 +178,7 @@ def write_outputs(comparison: Comparison) -> None:
     shares = saving_shares(rows, reference.static, reference.oracle) if reference is not None else None
     report = report_markdown(
         experiment, summary, runs=len(rows), git_commit=comparison.git_commit, wall_s=comparison.wall_s,
-        figures=figures, missed=missed_targets(records), shares=shares,
+        figures=figures, missed=missed_targets(records), shares=shares, pools=pooled_rows(experiment, summary),
     )  # fmt: skip
     files["report.md"].write_text(report)
     files["experiment.json"] = out / "experiment.json"
@@ -178,6 +187,28 @@ def write_outputs(comparison: Comparison) -> None:
         comparison.executor, comparison.skipped,
     )  # fmt: skip
     comparison.files = files
+
+
+def pooled_rows(
+    experiment: Experiment, summary: dict[tuple[str, str], dict[str, Interval]]
+) -> dict[tuple[str, str], PooledRow]:
+    """Per scenario and ``training_seeds`` row, the row pooling the policies of it that ran there (two at least)."""
+    reference = experiment.config.oracle_saving
+    pools = {}
+    for scenario in experiment.scenario_names:
+        for row, members in experiment.config.training_seeds.items():
+            ran = tuple(m for m in members if (scenario, m) in summary)
+            if len(ran) < 2:
+                continue
+            rows = [summary[scenario, m] for m in ran]
+            share = None
+            if reference is not None and {(scenario, reference.static), (scenario, reference.oracle)} <= summary.keys():
+                static, oracle = summary[scenario, reference.static], summary[scenario, reference.oracle]
+                means = [(r["cost_usd"].mean, r["slo_attainment"].mean) for r in rows]
+                at_static = (static["cost_usd"].mean, static["slo_attainment"].mean)
+                share = pooled_share(means, at_static, oracle["cost_usd"].mean)
+            pools[scenario, row] = PooledRow(ran, pooled(rows), share)
+    return pools
 
 
 def comparison_log(comparison: Comparison) -> ComparisonLog:

@@ -55,6 +55,13 @@ class ExperimentConfig(BaseModel):
         "(static - agent) / (static - oracle) on cost, where the agent's SLO attainment is at least the static's.",
     )
 
+    training_seeds: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Rows pooling one training recipe's policies, each trained under another seed: a row's name -> "
+        "its agents (>= 2, by name). The row's interval is over the policies (each the mean over the evaluation "
+        "seeds), so it holds the spread across training seeds as well as across evaluation seeds.",
+    )
+
     @field_validator("scenarios", "agents", "seeds")
     @classmethod
     def _unique(cls, values: list) -> list:
@@ -153,9 +160,17 @@ def _refuse_name_clashes(path: Path, field: str, names: list[str]) -> None:
 
 
 def _refuse_unknown_references(path: Path, config: ExperimentConfig, agents: list[str]) -> None:
-    """``oracle_saving`` names two of the experiment's own agents."""
-    if config.oracle_saving is None:
-        return
-    for field, name in config.oracle_saving:
+    """``oracle_saving`` names two of the experiment's own agents; a ``training_seeds`` row at least two of them,
+    under a name that is not an agent's."""
+    for field, name in config.oracle_saving or ():
         if name not in agents:
             raise SpecError(f"{path}: oracle_saving.{field}: {name!r} is not one of the agents ({', '.join(agents)})")
+    for row, members in config.training_seeds.items():
+        where = f"{path}: training_seeds.{row}"
+        if row in agents:
+            raise SpecError(f"{where}: the row's name is an agent's; name the recipe (e.g. {row}-pooled)")
+        if len(set(members)) < 2 or len(set(members)) < len(members):
+            raise SpecError(f"{where}: needs two or more different agents, got {members}")
+        for name in members:
+            if name not in agents:
+                raise SpecError(f"{where}: {name!r} is not one of the agents ({', '.join(agents)})")

@@ -92,6 +92,24 @@ def share_note(static: str, oracle: str) -> str:
     )
 
 
+POOL_NOTE = (
+    "Rows in bold pool one training recipe's policies, each trained under another seed: each cell is the mean over the "
+    f"policies of their means over the evaluation seeds, ± the {CONFIDENCE:.0%} interval over the policies (Student t, "
+    "training seeds − 1 degrees of freedom), so it holds the spread of training as well as of the traffic; the share "
+    "of the oracle's saving is the pooled mean cost's, in brackets the interval of the policies' shares."
+)
+
+
+@dataclass(frozen=True)
+class PooledRow:
+    """A ``training_seeds`` row of one scenario: the policies it pools (those that ran), its intervals over them and
+    its share of the oracle's saving (None without ``oracle_saving``)."""
+
+    members: tuple[str, ...]
+    intervals: dict[str, Interval]
+    share: SavingShare | None
+
+
 def write_results_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns))
@@ -166,12 +184,13 @@ def report_markdown(
     figures: Sequence[str] = (),
     missed: Mapping[tuple[str, str], Sequence[RunRecord]] | None = None,
     shares: Mapping[tuple[str, str], SavingShare] | None = None,
+    pools: Mapping[tuple[str, str], PooledRow] | None = None,
 ) -> str:
     """``report.md``: one table per scenario, one row per agent, each cell the mean and 95% CI over seeds
     (``summary`` as ``stats.summarize`` gives it, over at least the ``REPORT_COLUMNS``); ``missed``: per (scenario,
     agent), the runs whose planner missed its own target (:func:`missed_targets`), said next to their rows; ``shares``:
     per (scenario, agent), its share of the oracle's saving (``stats.saving_shares``), a column when the experiment
-    names its ``oracle_saving`` references."""
+    names its ``oracle_saving`` references; ``pools``: per (scenario, row of ``training_seeds``), its pooled row."""
     missed = missed or {}
     reference = experiment.config.oracle_saving
     columns: list[str] = [c.header for c in REPORT_COLUMNS]
@@ -208,14 +227,19 @@ def report_markdown(
             "|---|" + "---:|" * len(columns),
         ]
         for agent in experiment.agent_names:
-            intervals = summary.get((scenario.name, agent), {})
-            cells = [cell(intervals[c.column], c.fmt) if c.column in intervals else "n/a" for c in REPORT_COLUMNS]
-            if reference is not None:
-                cells.insert(SHARE_POSITION, share_cell((shares or {}).get((scenario.name, agent))))
+            share = (shares or {}).get((scenario.name, agent))
+            cells = _row_cells(summary.get((scenario.name, agent), {}), share, with_share=reference is not None)
             flag = " **(missed its target)**" if missed.get((scenario.name, agent)) else ""
             lines.append(f"| {agent}{flag} | " + " | ".join(cells) + " |")
+        pooled_here = [(row, pool) for (name, row), pool in (pools or {}).items() if name == scenario.name]
+        for row, pool in pooled_here:
+            cells = _row_cells(pool.intervals, pool.share, with_share=reference is not None)
+            label = f"**{row}** ({len(pool.members)} training seeds: {', '.join(pool.members)})"
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if reference is not None:
             lines += ["", share_note(reference.static, reference.oracle)]
+        if pooled_here:
+            lines += ["", POOL_NOTE]
         for agent in experiment.agent_names:
             if runs := missed.get((scenario.name, agent)):
                 lines += ["", missed_line(agent, runs)]
@@ -223,3 +247,11 @@ def report_markdown(
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
+
+
+def _row_cells(intervals: Mapping[str, Interval], share: SavingShare | None, *, with_share: bool) -> list[str]:
+    """A table row's cells after its name: each report column's interval, the share of the oracle's saving third."""
+    cells = [cell(intervals[c.column], c.fmt) if c.column in intervals else "n/a" for c in REPORT_COLUMNS]
+    if with_share:
+        cells.insert(SHARE_POSITION, share_cell(share))
+    return cells

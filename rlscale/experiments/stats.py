@@ -188,3 +188,28 @@ def saving_shares(
         paired = [[runs_of[seed] for seed in seeds] for runs_of in (by_seed, *references)]
         shares[scenario, agent] = saving_share(*paired, confidence=confidence)
     return shares
+
+
+def pooled(intervals: Sequence[dict[str, Interval]], confidence: float = CONFIDENCE) -> dict[str, Interval]:
+    """A training recipe's row from its policies' rows (one per training seed, each over the evaluation seeds): per
+    column, the interval over the policies' means, n = the training seeds that measured it."""
+    columns = [c for c in intervals[0] if all(c in row for row in intervals)] if intervals else []
+    return {c: mean_ci((row[c].mean for row in intervals), confidence) for c in columns}
+
+
+def pooled_share(
+    members: Sequence[tuple[float, float]], static: tuple[float, float], oracle_cost: float,
+    confidence: float = CONFIDENCE,
+) -> SavingShare:  # fmt: skip
+    """A training recipe's :class:`SavingShare` from (mean cost, mean SLO attainment) per policy (one per training
+    seed) and the static count's and the oracle's means: the pooled mean cost's share, its interval over the policies'
+    shares; *misses* when the policies' mean attainment is below the static count's."""
+    costs = np.array([c for c, _ in members], dtype=float)
+    nothing = Interval(math.nan, math.nan, 0)
+    if not float(np.nanmean([a for _, a in members])) >= static[1]:
+        return SavingShare(math.nan, nothing, "misses")
+    saved = static[0] - oracle_cost
+    if not saved > 0:
+        return SavingShare(math.nan, nothing, "no saving")
+    shares = (static[0] - costs) / saved
+    return SavingShare(float(shares.mean()), mean_ci(shares, confidence))
