@@ -327,6 +327,6 @@ def test_the_production_experiment_runs_and_reports_each_policys_share_of_the_or
     members = pools["learned-seeds"]
     pooled_row = rows[f"**learned-seeds** ({len(members)} training seeds: {', '.join(members)})"]
     assert cost(pooled_row) == pytest.approx(np.mean([cost(rows[a]) for a in members]), abs=0.01)
-    assert "the interval over the policies (Student t, training seeds − 1 degrees of freedom)" in report
+    assert "interval over the policies (Student t, training seeds − 1 degrees of freedom)" in report
     for figure in ("timelines_tiny-day.png", "worst_hours_tiny-day.png"):
         assert (comparison.out / figure).stat().st_size > 20_000 and f"]({figure})" in report
