@@ -27,6 +27,7 @@ from rlscale.experiments.report import (
     write_timelines,
 )
 from rlscale.experiments.runner import RunRecord, cell_keys, run_experiment
+from rlscale.experiments.silences import SILENT_COLUMNS, outside_silences
 from rlscale.experiments.stats import (
     Interval,
     pooled,
@@ -159,7 +160,7 @@ def write_outputs(comparison: Comparison) -> None:
     comparison.timelines = write_timelines(out / "timelines", records)
 
     files["pareto.png"] = out / "pareto.png"
-    summary = summarize(rows, [c.column for c in REPORT_COLUMNS])
+    summary = summarize(rows, [c.column for c in REPORT_COLUMNS] + list(SILENT_COLUMNS))
     pareto_plot(summary, experiment.scenario_names, experiment.agent_names, files["pareto.png"])
     first_seed = experiment.seeds[0]
     for scenario in experiment.scenarios:
@@ -175,10 +176,14 @@ def write_outputs(comparison: Comparison) -> None:
     figures = [p.name for p in files.values() if p.suffix == ".png"]
     files["report.md"] = out / "report.md"
     reference = experiment.config.oracle_saving
-    shares = saving_shares(rows, reference.static, reference.oracle) if reference is not None else None
+    shares = outside = None
+    if reference is not None:
+        shares = saving_shares(rows, reference.static, reference.oracle)
+        outside = saving_shares(outside_silences(rows), reference.static, reference.oracle, require_attainment=False)
     report = report_markdown(
         experiment, summary, runs=len(rows), git_commit=comparison.git_commit, wall_s=comparison.wall_s,
         figures=figures, missed=missed_targets(records), shares=shares, pools=pooled_rows(experiment, summary),
+        outside_shares=outside,
     )  # fmt: skip
     files["report.md"].write_text(report)
     files["experiment.json"] = out / "experiment.json"

@@ -92,6 +92,52 @@ def share_note(static: str, oracle: str) -> str:
     )
 
 
+SILENCE_HEADER = "| agent | silent min | cost in silences $ | cost outside them $ |"
+SILENCE_SHARE = " oracle's saving % outside them |"
+
+
+def silence_lines(
+    scenario: str,
+    agents: Sequence[str],
+    summary: Mapping[tuple[str, str], Mapping[str, Interval]],
+    outside: Mapping[tuple[str, str], SavingShare] | None,
+    static: str | None,
+) -> list[str]:
+    """Under a scenario's table, when its runs had time without an arrival: what each agent spent in it and outside
+    it, and (with ``oracle_saving``) each one's share of the oracle's saving outside it, the share of cost alone,
+    marked where the agent's SLO attainment is below the static count's. None when nothing was silent."""
+    rows = {a: summary[scenario, a] for a in agents if (scenario, a) in summary and "silent_s" in summary[scenario, a]}
+    silent = [r["silent_s"].mean for r in rows.values() if r["silent_s"].n]
+    if not silent or max(silent) <= 0:
+        return []
+    attained = {a: r["slo_attainment"].mean for a, r in rows.items()}
+    lines = [
+        "",
+        f"**Silences.** {max(silent) / 60:,.0f} min of this scenario had no arrival (timeline intervals that counted "
+        "none; in a replayed production trace, mostly recording gaps). A planner that knows the run can scale "
+        "through them to one pod and back just in time; a causal policy cannot tell a gap from a lull until traffic "
+        "returns. What each agent spent in them and outside them"
+        + (", and its share of the oracle's saving outside them (on cost alone: *at lower attainment* where its SLO "
+        f"attainment is below {static}'s):" if outside is not None else ":"),
+        "",
+        SILENCE_HEADER + (SILENCE_SHARE if outside is not None else ""),
+        "|---|---:|---:|---:|" + ("---:|" if outside is not None else ""),
+    ]  # fmt: skip
+    for agent, row in rows.items():
+        minutes = row["silent_s"]
+        cells = [
+            cell(Interval(minutes.mean / 60, minutes.half_width / 60, minutes.n), _fixed(0)),
+            cell(row["silent_cost_usd"], _fixed(2)),
+            cell(row["traffic_cost_usd"], _fixed(2)),
+        ]
+        if outside is not None:
+            share = share_cell(outside.get((scenario, agent)))
+            lower = static in attained and attained[agent] < attained[static]
+            cells.append(share + (", *at lower attainment*" if lower and not share.startswith("n/a") else ""))
+        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    return lines
+
+
 POOL_NOTE = (
     "Rows in bold pool one training recipe's policies, each trained under another seed: each cell is the mean over the "
     f"policies of their means over the evaluation seeds, ± the {CONFIDENCE:.0%} interval over the policies (Student t, "
@@ -185,12 +231,14 @@ def report_markdown(
     missed: Mapping[tuple[str, str], Sequence[RunRecord]] | None = None,
     shares: Mapping[tuple[str, str], SavingShare] | None = None,
     pools: Mapping[tuple[str, str], PooledRow] | None = None,
+    outside_shares: Mapping[tuple[str, str], SavingShare] | None = None,
 ) -> str:
     """``report.md``: one table per scenario, one row per agent, each cell the mean and 95% CI over seeds
     (``summary`` as ``stats.summarize`` gives it, over at least the ``REPORT_COLUMNS``); ``missed``: per (scenario,
     agent), the runs whose planner missed its own target (:func:`missed_targets`), said next to their rows; ``shares``:
     per (scenario, agent), its share of the oracle's saving (``stats.saving_shares``), a column when the experiment
-    names its ``oracle_saving`` references; ``pools``: per (scenario, row of ``training_seeds``), its pooled row."""
+    names its ``oracle_saving`` references; ``pools``: per (scenario, row of ``training_seeds``), its pooled row;
+    ``outside_shares``: the shares on the cost outside silences (:func:`silence_lines`)."""
     missed = missed or {}
     reference = experiment.config.oracle_saving
     columns: list[str] = [c.header for c in REPORT_COLUMNS]
@@ -243,6 +291,8 @@ def report_markdown(
         for agent in experiment.agent_names:
             if runs := missed.get((scenario.name, agent)):
                 lines += ["", missed_line(agent, runs)]
+        static = reference.static if reference is not None else None
+        lines += silence_lines(scenario.name, experiment.agent_names, summary, outside_shares, static)
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]

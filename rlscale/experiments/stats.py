@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from rlscale.experiments.runner import RunRecord
+from rlscale.experiments.silences import silent_columns
 from rlscale.tracking.keys import metric_key
 
 ID_COLUMNS = ("scenario", "agent", "seed")
@@ -52,10 +53,13 @@ def result_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str,
     A failure kind that a run did not see counts 0 there; other columns a run lacks are left empty.
     ``planning_s`` is a planner's search before the run (0 for the others), apart from the simulation's
     ``wall_s``; ``plan_met_target`` whether its checked plan met its own target (empty for an agent that does not
-    plan).
+    plan); ``silent_s``, ``silent_cost_usd`` and ``traffic_cost_usd`` the time without an arrival, what the run spent
+    in it and what it spent in the rest (``rlscale.experiments.silences``).
     """
     flats = [
-        flatten_kpis(r.kpis) | {"wall_s": r.wall_s, "planning_s": r.planning_s, "plan_met_target": r.plan_met_target}
+        flatten_kpis(r.kpis)
+        | {"wall_s": r.wall_s, "planning_s": r.planning_s, "plan_met_target": r.plan_met_target}
+        | silent_columns(r.timeline, float(r.kpis.get("cost_usd", math.nan)))
         for r in records
     ]
     columns = list(ID_COLUMNS)
@@ -149,15 +153,18 @@ def saving_share(
     static: Sequence[tuple[float, float]],
     oracle: Sequence[tuple[float, float]],
     confidence: float = CONFIDENCE,
+    *,
+    require_attainment: bool = True,
 ) -> SavingShare:
     """The policy's :class:`SavingShare` from (cost, SLO attainment) per seed of the policy, the static count and the
     oracle, in the same seed order. Only at equal-or-better SLO attainment (mean over seeds) than the static count: a
-    policy that saves by missing more is not sharing the oracle's saving."""
+    policy that saves by missing more is not sharing the oracle's saving (``require_attainment=False`` gives the share
+    of cost alone, for a reader who says beside it that the attainment is lower)."""
     costs = [np.array([c for c, _ in runs], dtype=float) for runs in (policy, static, oracle)]
     attained = [float(np.nanmean([a for _, a in runs])) for runs in (policy, static)]
     cost, static_cost, oracle_cost = costs
     nothing = Interval(math.nan, math.nan, 0)
-    if not attained[0] >= attained[1]:
+    if require_attainment and not attained[0] >= attained[1]:
         return SavingShare(math.nan, nothing, "misses")
     saved = static_cost.mean() - oracle_cost.mean()
     if not saved > 0:
@@ -171,8 +178,9 @@ def saving_share(
 
 
 def saving_shares(
-    rows: Sequence[dict[str, Any]], static: str, oracle: str, confidence: float = CONFIDENCE
-) -> dict[tuple[str, str], SavingShare]:
+    rows: Sequence[dict[str, Any]], static: str, oracle: str, confidence: float = CONFIDENCE,
+    *, require_attainment: bool = True,
+) -> dict[tuple[str, str], SavingShare]:  # fmt: skip
     """Per (scenario, agent) of ``rows`` (results.csv's): its :class:`SavingShare` against the agents named ``static``
     and ``oracle`` on the seeds all three ran; none for a scenario that lacks either."""
     runs: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
@@ -186,7 +194,7 @@ def saving_shares(
             continue
         seeds = sorted(set(by_seed).intersection(*references))
         paired = [[runs_of[seed] for seed in seeds] for runs_of in (by_seed, *references)]
-        shares[scenario, agent] = saving_share(*paired, confidence=confidence)
+        shares[scenario, agent] = saving_share(*paired, confidence=confidence, require_attainment=require_attainment)
     return shares
 
 
