@@ -267,7 +267,11 @@ def test_the_production_experiment_evaluates_only_on_held_out_days_and_seeds():
     names = set(experiment.agent_names)
     guide = {f"{hpa}.production" for hpa in ("hpa-prefill-backlog", "hpa-slots-used", "hpa-hbm", "hpa-combined")}
     assert guide | {"kpa-prefill-backlog", "saturation", "predictive", "static.production", "oracle"} <= names
-    assert experiment.config.oracle_saving.static == "static.production"
+    # the share of the oracle's saving is over the best static count of the day judged, which only hindsight finds
+    assert experiment.config.oracle_saving.static == "static-hindsight"
+    hindsight = ROOT / "agents" / "production" / "static-hindsight.yaml"
+    assert "production-day-heldout" in hindsight.read_text().split("\napiVersion")[0]  # says where it was found
+    assert isinstance(read_extended(hindsight)["spec"]["replicas"], int)
     for path in experiment.agent_paths:
         text, doc = path.read_text(), read_extended(path)
         if path.parent.name == "tuned":  # tuned or searched on the training day, and says how
@@ -308,16 +312,16 @@ def test_the_production_experiment_runs_and_reports_each_policys_share_of_the_or
     header = next(line for line in report.splitlines() if line.startswith("| agent |"))
     assert header.split(" | ")[4] == "oracle's saving %"  # after cost, chip-hours and SLO attainment
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.splitlines() if line.startswith("| ")}
-    assert rows["static.production"][4] == "0 [0, 0]"
+    assert rows["static-hindsight"][4] == "0 [0, 0]"
     results = list(csv.DictReader((comparison.out / "results.csv").open()))
 
     def attained(agent: str) -> float:
         return np.mean([float(r["slo_attainment"]) for r in results if r["agent"] == agent])
 
-    oracle_share = "100 [100, 100]" if attained("oracle") >= attained("static.production") else "n/a: misses"
+    oracle_share = "100 [100, 100]" if attained("oracle") >= attained("static-hindsight") else "n/a: misses"
     assert rows["oracle"][4] == oracle_share  # the oracle too saves only at equal-or-better attainment
     assert all(rows[a][4] != "n/a" for a in shipped.agent_names)  # a share, or why there is none
-    assert "(static.production − agent) / (static.production − oracle)" in report
+    assert "(static-hindsight − agent) / (static-hindsight − oracle)" in report
     pools = shipped.config.training_seeds
     assert list(pools) == ["learned-seeds"]  # one row over the learned policy's training seeds
 
