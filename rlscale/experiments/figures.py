@@ -104,7 +104,7 @@ def pareto_plot(
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.965), ncol=ncol, fontsize=9, frameon=False)
     top = 1 - (0.05 + 0.035 * math.ceil(len(handles) / ncol)) / (nrows * 0.6 + 0.4)
     fig.tight_layout(rect=(0, 0, 1, top))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # a wide legend or title widens the canvas, never clipped
     plt.close(fig)
 
 
