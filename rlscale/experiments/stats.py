@@ -211,13 +211,7 @@ def pooled_share(
 ) -> SavingShare:  # fmt: skip
     """A training recipe's :class:`SavingShare` from (mean cost, mean SLO attainment) per policy (one per training
     seed) and the static count's and the oracle's means: the pooled mean cost's share, its interval over the policies'
-    shares; *misses* when the policies' mean attainment is below the static count's."""
-    costs = np.array([c for c, _ in members], dtype=float)
-    nothing = Interval(math.nan, math.nan, 0)
-    if not float(np.nanmean([a for _, a in members])) >= static[1]:
-        return SavingShare(math.nan, nothing, "misses")
-    saved = static[0] - oracle_cost
-    if not saved > 0:
-        return SavingShare(math.nan, nothing, "no saving")
-    shares = (static[0] - costs) / saved
-    return SavingShare(float(shares.mean()), mean_ci(shares, confidence))
+    shares; *misses* when the policies' mean attainment is below the static count's. :func:`saving_share` with each
+    policy in a seed's place and the references' means repeated beside it."""
+    k = len(members)
+    return saving_share(members, [static] * k, [(oracle_cost, math.nan)] * k, confidence)
